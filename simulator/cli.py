@@ -1,0 +1,268 @@
+"""The command line: a thin layer, one library call per command."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import runner
+from .designs import DesignError, load_factory
+from .registry import entries, load_builtins
+from .scenario import ScenarioError, json_schema, load_scenario_file
+from .spec import digest
+from .templates import parse_params, resolve_scenario
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  help="Stress-test LLM agent workflows on a virtual clock.")
+out = Console()
+err = Console(stderr=True)
+
+
+class UserError(Exception):
+    """Bad input: shown as one clear message, exit code 2."""
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {msg}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _guard(fn):
+    try:
+        return fn()
+    except (ScenarioError, DesignError, UserError) as e:
+        _fail(str(e))
+    except (KeyError, ValueError) as e:
+        _fail(str(e.args[0]) if e.args else str(e))
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _progress(total: int):
+    """A live bar on a terminal, sparse plain lines otherwise (CI logs)."""
+    state = {"done": 0, "succ": 0}
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        bar = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                       TextColumn("{task.fields[rate]}"), console=err, transient=True)
+        task = bar.add_task("run", total=total, rate="")
+
+        def tick(rec):
+            state["done"] += 1
+            state["succ"] += rec.outcome == "success"
+            bar.update(task, advance=1, rate=f"success {_pct(state['succ'] / state['done'])}")
+        return bar, tick
+    every = max(1, total // 10)
+
+    def tick(rec):
+        state["done"] += 1
+        state["succ"] += rec.outcome == "success"
+        if state["done"] % every == 0 or state["done"] == total:
+            print(f"[{state['done']}/{total}] success so far {_pct(state['succ'] / state['done'])}",
+                  file=sys.stderr, flush=True)
+    return None, tick
+
+
+@app.command()
+def run(
+    scenario: str = typer.Argument(..., help="scenario file, shipped scenario name, or template "
+                                   "(e.g. chain, chain:length=64)"),
+    agent: str = typer.Option("react", "--agent", "-a", help="design name, path/file.py:build or pkg.module:build"),
+    trials: int = typer.Option(20, "--trials", "-n", min=1, help="number of trials (replicates)"),
+    seed: int = typer.Option(0, "--seed", "-s", help="sweep seed; same seed, same results"),
+    profile: str = typer.Option("strong", "--profile", help="simulated model profile (attrition list profiles)"),
+    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="template parameter key=value (repeatable)"),
+    agent_param: Optional[List[str]] = typer.Option(None, "--agent-param", help="design parameter key=value (repeatable)"),
+    profile_param: Optional[List[str]] = typer.Option(None, "--profile-param", help="override a profile parameter key=value"),
+    budget: Optional[List[str]] = typer.Option(None, "--budget", help="max_steps=N, max_tokens=N or max_sim_time_s=S"),
+    concurrency: int = typer.Option(1, "--concurrency", min=1, help="sessions sharing one virtual environment"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="results directory (default results/<run-id>)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a table"),
+) -> None:
+    """Run an agent design through a scenario N times and report its success rate."""
+    def prepare():
+        budgets = parse_params(budget)
+        bad = set(budgets) - {"max_steps", "max_tokens", "max_sim_time_s"}
+        if bad:
+            raise UserError(f"unknown budget {', '.join(sorted(bad))}; use max_steps, max_tokens, max_sim_time_s")
+        specs = runner.make_specs(scenario, parse_params(param), agent, trials=trials, seed=seed,
+                                  profile=profile, agent_params=parse_params(agent_param),
+                                  profile_params=parse_params(profile_param), budgets=budgets)
+        load_factory(agent)
+        return specs
+    specs = _guard(prepare)
+    sc_name = specs[0].scenario.ref.replace("/", "_").replace(".yaml", "")
+    run_id = f"{Path(sc_name).name}-{agent.replace('/', '_').split(':')[0][-24:]}-{profile}-s{seed}-{digest([s.id for s in specs], 8)}"
+    run_dir = out_dir or Path("results") / run_id
+    if run_dir.exists() and (run_dir / "records.jsonl").exists():
+        (run_dir / "records.jsonl").unlink()  # same specs, same records: a re-run replaces them
+        (run_dir / "events.jsonl").unlink(missing_ok=True)
+    manifest = {"run_id": run_id, "command": "run", "argv": sys.argv[1:], "seed": seed,
+                "trials": trials, "spec": specs[0].model_dump(mode="json"),
+                "trial_ids": [s.id for s in specs]}
+    bar, tick = _progress(len(specs)) if not as_json or sys.stderr.isatty() else (None, None)
+    try:
+        if bar:
+            bar.start()
+        records, summary = runner.run_specs(specs, out=run_dir, manifest=manifest,
+                                            concurrency=concurrency, progress=tick)
+    except KeyboardInterrupt:
+        _fail(f"interrupted; the trials that finished are in {run_dir}", 130)
+    finally:
+        if bar:
+            bar.stop()
+    summary["results_dir"] = str(run_dir)
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        _print_summary(summary, specs[0], run_dir)
+    if summary["outcomes"]["error"]:
+        err.print(f"{summary['outcomes']['error']} trial(s) ended in error (the graph or its factory "
+                  f"crashed), e.g.: {summary['errors'][0] if summary['errors'] else '?'}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _print_summary(s: dict, spec, run_dir: Path) -> None:
+    t = Table(title=f"{spec.scenario.ref} × {spec.agent} × {spec.profile} (seed {spec.seed})",
+              show_header=True, header_style="bold")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_row("success rate", f"{_pct(s['success_rate'])}  (95% CI {_pct(s['ci_low'])}–{_pct(s['ci_high'])}, "
+              f"n={s['trials']})")
+    t.add_row("outcomes", ", ".join(f"{k} {v}" for k, v in s["outcomes"].items() if v))
+    if s["failure_modes"]:
+        t.add_row("failure modes", ", ".join(f"{k} {v}" for k, v in s["failure_modes"].items()))
+    lo, hi = s["mean_steps_ci"]
+    t.add_row("mean steps", f"{s['mean_steps']:.1f}  (95% CI {lo:.1f}–{hi:.1f})")
+    lo, hi = s["mean_sim_time_ci"]
+    t.add_row("virtual time / trial", f"{_dur(s['mean_sim_time_s'])}  (95% CI {_dur(lo)}–{_dur(hi)})")
+    t.add_row("virtual time, all", _dur(s["sim_time_s"]))
+    t.add_row("wall time, all", f"{s['wall_time_s']:.2f} s")
+    out.print(t)
+    out.print(f"results: {run_dir}", highlight=False)
+
+
+def _dur(sec: float) -> str:
+    if sec != sec:
+        return "-"
+    if sec < 120:
+        return f"{sec:.1f} s"
+    if sec < 7200:
+        return f"{sec / 60:.1f} min"
+    return f"{sec / 3600:.2f} h"
+
+
+@app.command()
+def validate(files: List[str] = typer.Argument(..., help="scenario files (or shipped names / templates)")) -> None:
+    """Check scenario files: schema, cross-references, and that the golden path solves the task."""
+    bad = 0
+    for f in files:
+        try:
+            sc = load_scenario_file(f) if Path(f).exists() else resolve_scenario(f)[0]
+        except ScenarioError as e:
+            bad += 1
+            err.print(e.render(), highlight=False, markup=False)
+            continue
+        out.print(f"ok: {f}: {sc.name} — {len(sc.tools)} tools, {len(sc.golden_path)} golden steps, "
+                  f"{len(sc.turns)} turns", highlight=False, soft_wrap=True)
+    if bad:
+        raise typer.Exit(2)
+
+
+@app.command()
+def schema(output: Optional[Path] = typer.Option(None, "--out", "-o", help="write to a file")) -> None:
+    """Print the JSON Schema of scenario files (for editor completion)."""
+    text = json.dumps(json_schema(), indent=2)
+    if output:
+        output.write_text(text + "\n")
+        err.print(f"wrote {output}")
+    else:
+        print(text)
+
+
+@app.command("list")
+def list_(what: Optional[str] = typer.Argument(None, help="scenarios, templates, designs, profiles or faults")) -> None:
+    """Show shipped scenarios, templates, agent designs, profiles and faults."""
+    load_builtins()
+    kinds = {"scenarios": "scenario", "templates": "template", "designs": "design",
+             "profiles": "profile", "faults": "fault"}
+    if what and what not in kinds:
+        _fail(f"unknown list {what!r}; choose from {', '.join(kinds)}")
+    for plural, kind in kinds.items():
+        if what and what != plural:
+            continue
+        rows = entries(kind)
+        t = Table(title=plural, title_justify="left", show_header=True, header_style="bold")
+        t.add_column("name")
+        t.add_column("what it is")
+        if kind == "template":
+            t.add_column("parameters")
+        for e in rows:
+            extra = [", ".join(f"{k}={v}" for k, v in e.params.items())] if kind == "template" else []
+            t.add_row(e.name, e.summary, *extra)
+        if not rows:
+            t.add_row("(none yet)", "")
+        out.print(t)
+
+
+@app.command()
+def replay(
+    trial_id: str = typer.Argument(..., help="trial id (or a unique prefix) from a results directory"),
+    results: List[Path] = typer.Option([Path("results")], "--results", help="where to look for the trial"),
+    as_json: bool = typer.Option(False, "--json", help="print events as JSON lines"),
+) -> None:
+    """Re-run one trial from its id and print its event trace."""
+    def go():
+        try:
+            return runner.replay(trial_id, results)
+        except LookupError as e:
+            raise UserError(str(e)) from None
+    stored, fresh, events, run_dir = _guard(go)
+    for e in events:
+        if as_json:
+            print(json.dumps(e, default=str))
+        else:
+            out.print(_event_line(e), highlight=False, markup=False)
+    same = stored.deterministic() == fresh.deterministic()
+    msg = (f"trial {fresh.trial_id} from {run_dir}: {fresh.outcome}"
+           + (f" ({fresh.failure_mode})" if fresh.failure_mode else "")
+           + ("; replay matches the stored record" if same else "; replay DIFFERS from the stored record"))
+    err.print(msg, highlight=False)
+    if not same:
+        a, b = stored.deterministic(), fresh.deterministic()
+        for k in sorted(a):
+            if a[k] != b.get(k):
+                err.print(f"  {k}: stored {a[k]!r} vs replay {b.get(k)!r}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _event_line(e: dict) -> str:
+    skip = {"v", "trial", "seq", "t", "event"}
+    kind = e["event"]
+    body = {k: v for k, v in e.items() if k not in skip}
+    if kind == "model_call":
+        what = f"{body.get('mode')}" + (f" -> {body.get('tool')}({json.dumps(body.get('args'))})" if body.get("tool") else "")
+        extra = f"  p_err={body.get('p_error')} conf={body.get('confidence')} ctx={body.get('context_tokens')}"
+        text = what + extra
+    elif kind == "tool_call":
+        text = f"{body.get('tool')} ok={body.get('ok')} {json.dumps(body.get('result'), default=str)[:140]}"
+    elif kind == "trial_start":
+        text = f"{body.get('scenario')} (golden length {body.get('golden_length')})"
+    else:
+        text = " ".join(f"{k}={json.dumps(v, default=str)[:120]}" for k, v in body.items())
+    return f"{e['t']:>10.2f}s  {e['seq']:>4}  {kind:<12} {text}"
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

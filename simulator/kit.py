@@ -1,0 +1,151 @@
+"""The per-trial session (clock, world, streams, counters) and the kit a design is built from."""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from langchain_core.tools import StructuredTool
+from pydantic import create_model
+
+from .events import Trace
+from .model import Brain, SimulatedChatModel
+from .oracle import Oracle
+from .rng import lognormal, stream
+from .tokens import TokenCounter
+from .world import apply_effect
+
+PY_TYPES = {"string": str, "integer": int, "number": float, "boolean": bool}
+
+
+class Clock:
+    """Virtual time: the engine's SimPy clock plus latency charged inside the current step.
+
+    LangGraph runs a step in zero virtual time; model and tool calls inside it
+    charge their latency here, and the engine advances SimPy by `take()` after the
+    step. `now()` includes the pending latency, so a call late in a step sees the
+    time it would really have started.
+    """
+
+    def __init__(self, env=None):
+        self.env = env
+        self.pending = 0.0
+
+    def now(self) -> float:
+        return (self.env.now if self.env is not None else 0.0) + self.pending
+
+    def charge(self, seconds: float) -> None:
+        self.pending += max(0.0, seconds)
+
+    def take(self) -> float:
+        dt, self.pending = self.pending, 0.0
+        return dt
+
+
+@dataclass
+class Session:
+    """Everything one trial owns. Built by the engine; read by the model and the tools."""
+    trial_id: str
+    seed: int
+    replicate: int
+    scenario: Any
+    profile: Any
+    clock: Clock
+    world: dict = field(default_factory=dict)
+    model_calls: int = 0
+    tool_calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    scenario_key: str = ""  # the scenario reference with its parameters: keys every stream
+
+    def __post_init__(self):
+        self.scenario_key = self.scenario_key or self.scenario.name
+        self.trace = Trace(self.trial_id, self.clock.now)
+        self.oracle = Oracle(self.scenario)
+        self.counter = TokenCounter()
+        self.world = copy.deepcopy(self.scenario.world)
+        family = self.scenario.family or self.scenario.name
+        # Difficulty is drawn per task family, not per replicate: repeated trials of
+        # one task share it, which is why pass^k falls slower than p^k.
+        self.difficulty = stream(self.seed, "difficulty", family, self.profile.name).gauss(
+            0.0, self.profile.difficulty_sd)
+        self._tool_rng = self.stream("tool-latency")
+
+    def stream(self, *keys):
+        return stream(self.seed, self.scenario_key, self.replicate, *keys)
+
+    def charge_model(self, latency: float, tokens_in: int, tokens_out: int) -> None:
+        self.model_calls += 1
+        self.tokens_in += tokens_in
+        self.tokens_out += tokens_out
+        self.clock.charge(latency)
+
+    def call_tool(self, name: str, args: dict) -> tuple[str, dict]:
+        tool = self.scenario.tools[name]
+        self.tool_calls += 1
+        index = self.tool_calls
+        latency = lognormal(self._tool_rng, tool.latency.median_s, tool.latency.p95)
+        start = self.clock.now()
+        self.clock.charge(latency)
+        out = apply_effect(tool.effect, args, self.world)
+        self.trace.emit("tool_call", tool=name, call=index, args=args, ok=out.ok,
+                        result=out.result, wrote=out.wrote or None, start=round(start, 6),
+                        latency_s=round(latency, 6))
+        return json.dumps(out.result, sort_keys=True, default=str), {"call": index, "ok": out.ok}
+
+
+def make_tools(session: Session) -> list[StructuredTool]:
+    tools = []
+    for name, spec in session.scenario.tools.items():
+        fields = {a: (PY_TYPES[s.type], ...) for a, s in spec.args.items()}
+        schema = create_model(f"{name}_args", **fields)
+        for a, s in spec.args.items():
+            schema.model_fields[a].description = s.description or None
+        schema.model_rebuild(force=True)
+
+        def run(_name=name, **kwargs):
+            return session.call_tool(_name, kwargs)
+
+        tools.append(StructuredTool.from_function(
+            func=run, name=name, description=spec.description, args_schema=schema,
+            response_format="content_and_artifact"))
+    return tools
+
+
+@dataclass
+class Kit:
+    """What a design's `build(kit)` receives.
+
+    model(role) gives a chat model (simulated unless the caller supplied one);
+    tools are the scenario's tools; params are the design's parameters; sleep()
+    waits on the virtual clock (use it as tenacity's `sleep`).
+    """
+    session: Session
+    tools: list
+    params: dict
+    model_factory: Callable[[str], Any] | None = None
+    _models: dict = field(default_factory=dict)
+
+    @property
+    def system_prompt(self) -> str:
+        return self.session.scenario.system_prompt
+
+    def model(self, role: str = "agent"):
+        if role not in self._models:
+            if self.model_factory is not None:
+                self._models[role] = self.model_factory(role)
+            else:
+                self._models[role] = SimulatedChatModel(brain=Brain(self.session, role))
+        return self._models[role]
+
+    def sleep(self, seconds: float) -> None:
+        self.session.trace.emit("sleep", seconds=round(float(seconds), 6))
+        self.session.clock.charge(float(seconds))
+
+    def now(self) -> float:
+        return self.session.clock.now()
+
+    def rng(self, name: str):
+        """A seeded stream for the design's own randomness (e.g. back-off jitter)."""
+        return self.session.stream("design", name)

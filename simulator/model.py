@@ -1,0 +1,283 @@
+"""The simulated model: a LangChain chat model driven by a profile and the scenario's oracle.
+
+At each call it reads its belief back from the messages (see oracle.py), judges
+the tool results it has not yet seen, and then either makes the correct next call
+or commits one error mode, with a probability set by the profile's hazard (see
+profiles.py for the formula). It states a confidence, charges virtual latency and
+tokens, and records one `model_call` event per decision.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import ConfigDict
+
+from .oracle import ANN, Belief, HistoryReader
+from .rng import lognormal
+from .tokens import count_text
+from .world import MISSING, REF, resolve
+
+
+class ContextLengthExceeded(Exception):
+    """What a provider raises when the prompt exceeds the model's context window."""
+    status_code = 400
+    code = "context_length_exceeded"
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def fabricate(value: Any, rng) -> Any:
+    """A plausible-looking wrong value of the same shape."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        wrong = value * (1 + rng.choice([-1, 1]) * rng.uniform(0.05, 0.5))
+        return int(round(wrong)) if isinstance(value, int) else round(wrong, 2)
+    if isinstance(value, str):
+        digits = [i for i, c in enumerate(value) if c.isdigit()]
+        if digits:
+            i = rng.choice(digits)
+            return value[:i] + rng.choice([d for d in "0123456789" if d != value[i]]) + value[i + 1:]
+        return value + "-2" if value else "unknown"
+    return "unknown"
+
+
+def _collect(obj: Any, key: str, out: list) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == key and not isinstance(v, (dict, list)):
+                out.append(v)
+            _collect(v, key, out)
+    elif isinstance(obj, list):
+        for v in obj:
+            _collect(v, key, out)
+
+
+class Brain:
+    """Decision logic for one trial; one instance per role so each has its own stream."""
+
+    def __init__(self, session, role: str):
+        self.s, self.role = session, role
+        self.rng = session.stream("model", role)
+        self.calls = 0
+        self.reader = HistoryReader(session.oracle)
+        self._schema_tokens: dict[tuple, int] = {}
+
+    # -- judging results -------------------------------------------------
+    def _judge(self, b: Belief) -> dict[str, str]:
+        p = self.s.profile
+        verdicts = {}
+        for r in b.unjudged:
+            if r.step is None or r.mode == "repeated_call":
+                verdicts[r.call_id] = "accept"
+                continue
+            if r.status == "error":
+                notice = p.notice_error
+            elif r.status == "malformed" or r.artifact.get("malformed"):
+                notice = p.notice_malformed
+            elif r.artifact.get("corrupted"):
+                notice = p.notice_silent_wrong
+            else:
+                notice = 0.0
+            v = "reject" if notice and self.rng.random() < notice else "accept"
+            verdicts[r.call_id] = v
+            if v == "accept" and r.step:
+                b.known[r.step] = r.content
+                b.done.add(r.step)
+                if r.mode != "correct" or r.status != "ok" or r.artifact.get("corrupted"):
+                    b.uncorrected.add(r.step)
+                else:
+                    b.uncorrected.discard(r.step)
+            elif v == "reject" and r.step:
+                b.retries[r.step] = b.retries.get(r.step, 0) + 1
+        return verdicts
+
+    # -- hazard ----------------------------------------------------------
+    def hazard(self, context_tokens: int, n_uncorrected: int) -> float:
+        p, s = self.s.profile, self.s
+        x = _logit(p.base_hazard) + s.difficulty + s.scenario.difficulty
+        if context_tokens > p.effective_context:
+            x += p.context_rot * math.log2(context_tokens / p.effective_context)
+        x += p.self_conditioning * n_uncorrected
+        return _sigmoid(x)
+
+    # -- building calls --------------------------------------------------
+    def _args_for(self, step_id: str, b: Belief) -> tuple[dict, list[str]]:
+        step = self.s.oracle.steps[step_id]
+        args = resolve(step.args, b.known)
+        golden = self.s.oracle.golden.args.get(step_id, {})
+        filled = []
+        for k, v in args.items():
+            if v is MISSING:
+                args[k] = fabricate(golden.get(k, "unknown"), self.rng)
+                filled.append(k)
+        return args, filled
+
+    def _stale(self, step_id: str, args: dict, b: Belief) -> tuple[dict, str | None]:
+        step = self.s.oracle.steps[step_id]
+        ref_args = [k for k, v in step.args.items() if isinstance(v, str) and REF.search(v)]
+        for k in self.rng.sample(ref_args, len(ref_args)):
+            m = REF.search(step.args[k])
+            key = (m.group(2).rsplit(".", 1)[-1] or k) if m.group(2) else k
+            pool: list = []
+            _collect(b.known, key, pool)
+            pool = sorted({json.dumps(v) for v in pool if v != args[k]})
+            if pool:
+                args = dict(args)
+                args[k] = json.loads(self.rng.choice(pool))
+                return args, k
+        return args, None
+
+    def _tool_args(self, tool: dict, b: Belief) -> dict:
+        out = {}
+        for name in tool["function"].get("parameters", {}).get("properties", {}):
+            pool: list = []
+            _collect(b.known, name, pool)
+            out[name] = self.rng.choice(pool) if pool else fabricate("X-100", self.rng)
+        return out
+
+    def _answer(self, b: Belief, final_turn: bool) -> str:
+        sc = self.s.scenario
+        facts = list(sc.turns[b.turn].answer_must_contain)
+        if final_turn:
+            facts += list(sc.success.answer_must_contain)
+        said = []
+        for f in facts:
+            v = resolve(f, b.known)
+            if v is MISSING:
+                v = fabricate(resolve(f, self.s.oracle.golden.outputs), self.rng)
+            said.append(str(v))
+        body = "; ".join(dict.fromkeys(said))
+        return f"Done. {body}." if body else "Done."
+
+    # -- one call --------------------------------------------------------
+    def respond(self, messages, tools: list[dict]) -> AIMessage:
+        s, p = self.s, self.s.profile
+        b = self.reader.read(messages)
+        verdicts = self._judge(b)
+        ctx = s.counter.messages(messages) + self._tools_tokens(tools)
+        if ctx > p.context_window:
+            s.trace.emit("model_error", role=self.role, error="context_length_exceeded",
+                         context_tokens=ctx, context_window=p.context_window)
+            raise ContextLengthExceeded(
+                f"This model's maximum context length is {p.context_window} tokens; "
+                f"the messages resulted in {ctx} tokens.")
+        sc = s.scenario
+        turn = sc.turns[min(b.turn, len(sc.turns) - 1)]
+        remaining = [x for x in turn.steps if x not in b.done]
+        bound = {t["function"]["name"]: t for t in tools}
+        final_turn = b.turn >= len(sc.turns) - 1
+        n_unc = len(b.uncorrected)
+        p_err = self.hazard(ctx, n_unc)
+
+        ann: dict[str, Any] = {"verdicts": verdicts, "calls": {}}
+        call = None
+        step = remaining[0] if remaining else None
+        if step and b.retries.get(step, 0) > p.max_retries_per_step:
+            mode = "give_up"
+        elif step is None or step and self.s.oracle.steps[step].tool not in bound:
+            mode = "finish"
+        elif self.rng.random() < p_err:
+            modes = list(p.error_modes)
+            mode = self.rng.choices(modes, weights=[p.error_modes[m] for m in modes])[0]
+        else:
+            mode = "correct"
+
+        filled: list[str] = []
+        if mode == "repeated_call" and b.last_call is None:
+            mode = "correct"
+        if mode == "skipped_step":
+            if len(remaining) > 1:
+                ann["skipped"] = step
+                step = remaining[1]
+            else:
+                mode = "premature_finish"
+        if mode == "wrong_tool" and len(bound) < 2:
+            mode = "fabricated_arg"
+
+        if mode in ("correct", "fabricated_arg", "stale_arg", "skipped_step"):
+            args, filled = self._args_for(step, b)
+            if mode == "stale_arg":
+                args, changed = self._stale(step, args, b)
+                if changed is None:
+                    mode = "fabricated_arg"
+            if mode == "fabricated_arg" and args:
+                k = self.rng.choice(sorted(args))
+                args[k] = fabricate(args[k], self.rng)
+            call = {"name": s.oracle.steps[step].tool, "args": args}
+        elif mode == "wrong_tool":
+            correct = s.oracle.steps[step].tool
+            name = self.rng.choice(sorted(n for n in bound if n != correct))
+            call = {"name": name, "args": self._tool_args(bound[name], b)}
+        elif mode == "repeated_call":
+            call = {"name": b.last_call["name"], "args": dict(b.last_call["args"])}
+            step = b.last_call_step
+
+        if call is not None:
+            self.calls += 1
+            cid = f"call_{s.trial_id[:8]}_{self.role}_{self.calls}"
+            call = {**call, "id": cid, "type": "tool_call"}
+            ann["calls"][cid] = {"step": step, "mode": mode}
+            content = ""
+        elif mode == "give_up":
+            content = "I'm sorry, I wasn't able to complete this request."
+        else:
+            content = self._answer(b, final_turn)
+        ann["mode"] = mode
+        conf = _sigmoid(_logit(1 - p_err) + p.overconfidence + self.rng.gauss(0, 0.5))
+        ann["confidence"] = round(conf, 4)
+
+        out_tokens = count_text(content + (json.dumps(call["args"]) if call else "")) + 8 + p.reasoning_tokens
+        lat = (lognormal(self.rng, p.latency.first_token_median_s, p.latency.first_token_p95_s)
+               + out_tokens * p.latency.per_output_token_s + ctx / 1000 * p.latency.per_1k_input_tokens_s)
+        s.charge_model(lat, ctx, out_tokens)
+        s.trace.emit("model_call", role=self.role, turn=b.turn, step=step, mode=mode,
+                     call_id=call["id"] if call else None,
+                     tool=call["name"] if call else None, args=call["args"] if call else None,
+                     p_error=round(p_err, 6), confidence=round(conf, 4), context_tokens=ctx,
+                     output_tokens=out_tokens, latency_s=round(lat, 6), uncorrected=n_unc,
+                     filled_missing=filled or None, skipped=ann.get("skipped"),
+                     verdicts=verdicts or None)
+        return AIMessage(
+            content=content, tool_calls=[call] if call else [],
+            id=f"ai_{s.trial_id[:8]}_{self.role}_{s.model_calls}",
+            additional_kwargs={ANN: ann},
+            response_metadata={"model_name": f"attrition-sim/{p.name}", "confidence": round(conf, 4)},
+            usage_metadata={"input_tokens": ctx, "output_tokens": out_tokens,
+                            "total_tokens": ctx + out_tokens},
+        )
+
+    def _tools_tokens(self, tools: list[dict]) -> int:
+        key = tuple(t["function"]["name"] for t in tools)
+        if key not in self._schema_tokens:
+            self._schema_tokens[key] = count_text(json.dumps(tools, sort_keys=True))
+        return self._schema_tokens[key]
+
+
+class SimulatedChatModel(BaseChatModel):
+    """A chat model whose decisions come from a behaviour profile, not from a network call."""
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    brain: Any = None
+
+    @property
+    def _llm_type(self) -> str:
+        return "attrition-simulated"
+
+    def bind_tools(self, tools, *, tool_choice=None, **kwargs):
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        msg = self.brain.respond(messages, kwargs.get("tools") or [])
+        return ChatResult(generations=[ChatGeneration(message=msg)])

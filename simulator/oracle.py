@@ -1,0 +1,166 @@
+"""What the simulated model believes, read back from the conversation it is given.
+
+The model is stateless between calls, like a real one: everything it knows is in
+the messages the graph passes in. Each AIMessage it writes carries a small
+annotation (which golden step it was attempting, in which mode, and its verdict on
+the tool results it had just read), so its belief can be rebuilt deterministically
+from history. If a memory policy trims the history, the belief shrinks with it:
+forgotten outputs must be fabricated, which is exactly how trimming hurts.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+from .world import run_golden
+
+ANN = "attrition"
+
+
+@dataclass
+class Oracle:
+    """The scenario's answer key: golden steps, which turn asks for which, expected outputs."""
+    scenario: Any
+
+    def __post_init__(self):
+        sc = self.scenario
+        self.steps = {s.id: s for s in sc.golden_path}
+        self.order = [s.id for s in sc.golden_path]
+        self.turn_of = {s: t for t, turn in enumerate(sc.turns) for s in turn.steps}
+        self.golden = run_golden(sc)
+        self.tool_names = list(sc.tools)
+
+
+@dataclass
+class Result:
+    call_id: str
+    step: str | None
+    mode: str
+    content: Any          # parsed JSON, or None if unparseable
+    raw: str
+    status: str           # "ok" | "error" | "malformed"
+    artifact: dict
+
+
+@dataclass
+class Belief:
+    turn: int = 0
+    known: dict[str, Any] = field(default_factory=dict)      # step id -> output it believes
+    done: set[str] = field(default_factory=set)
+    retries: dict[str, int] = field(default_factory=dict)    # step id -> rejected results
+    unjudged: list[Result] = field(default_factory=list)     # results since its last message
+    uncorrected: set[str] = field(default_factory=set)       # steps done in an error mode, still in context
+    last_call: dict | None = None
+    last_call_step: str | None = None
+    asked_clarification: bool = False
+    n_calls: int = 0
+
+
+def classify(msg: ToolMessage) -> tuple[Any, str]:
+    raw = msg.content if isinstance(msg.content, str) else json.dumps(msg.content, default=str)
+    if getattr(msg, "status", "success") == "error":
+        return None, "error"
+    try:
+        content = json.loads(raw)
+    except (ValueError, TypeError):
+        return None, "malformed"
+    if isinstance(content, dict) and "error" in content:
+        return content, "error"
+    return content, "ok"
+
+
+def turn_index(msg: HumanMessage, fallback: int) -> int:
+    t = (msg.additional_kwargs or {}).get(ANN, {}).get("turn")
+    return t if isinstance(t, int) else fallback
+
+
+class HistoryReader:
+    """Rebuilds the belief message by message, resuming from the longest prefix it has seen.
+
+    Graphs pass the whole history on every call; re-reading it each time would make
+    a long session quadratic, so the reader keeps its state and only reads what is new.
+    """
+
+    def __init__(self, oracle: Oracle):
+        self.oracle = oracle
+        self._keys: list = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self.b = Belief()
+        self.pending: dict[str, tuple[str | None, str, dict]] = {}
+        self.results: dict[str, Result] = {}
+        self.humans = 0
+        self._keys = []
+
+    @staticmethod
+    def _key(m):
+        return m.id if m.id is not None else (m.type, str(m.content))
+
+    def read(self, messages) -> Belief:
+        keys = self._keys
+        n = len(keys)
+        if len(messages) < n or any(self._key(messages[i]) != keys[i] for i in range(n - 1, -1, -1)):
+            self._reset()
+            n = 0
+        for m in messages[n:]:
+            self._feed(m)
+            self._keys.append(self._key(m))
+        b = self.b
+        return Belief(turn=b.turn, known=dict(b.known), done=set(b.done), retries=dict(b.retries),
+                      unjudged=list(b.unjudged), uncorrected=set(b.uncorrected), last_call=b.last_call,
+                      last_call_step=b.last_call_step, asked_clarification=b.asked_clarification,
+                      n_calls=b.n_calls)
+
+    def _feed(self, m) -> None:
+        b, oracle = self.b, self.oracle
+        if isinstance(m, HumanMessage):
+            b.turn = turn_index(m, self.humans)
+            self.humans += 1
+            b.unjudged = []
+            b.asked_clarification = False
+        elif isinstance(m, AIMessage):
+            ann = (m.additional_kwargs or {}).get(ANN, {})
+            for cid, verdict in ann.get("verdicts", {}).items():
+                r = self.results.get(cid)
+                if r is None or r.step is None:
+                    continue
+                if verdict == "accept" and r.mode != "repeated_call":
+                    b.known[r.step] = r.content
+                    b.done.add(r.step)
+                    if r.mode != "correct" or r.status != "ok" or r.artifact.get("corrupted"):
+                        b.uncorrected.add(r.step)
+                    else:
+                        b.uncorrected.discard(r.step)
+                elif verdict == "reject":
+                    b.retries[r.step] = b.retries.get(r.step, 0) + 1
+            b.unjudged = []
+            b.asked_clarification = bool(ann.get("clarify"))
+            if ann.get("skipped"):  # it believes it did the step it skipped
+                b.done.add(ann["skipped"])
+                b.uncorrected.add(ann["skipped"])
+            calls = ann.get("calls", {})
+            for tc in m.tool_calls or []:
+                info = calls.get(tc["id"])
+                if info is None:  # a message this model did not write: attribute by tool name
+                    step = next((s for s in oracle.order if s not in b.done
+                                 and oracle.steps[s].tool == tc["name"]), None)
+                    info = {"step": step, "mode": "correct"}
+                self.pending[tc["id"]] = (info["step"], info["mode"], tc)
+                b.last_call, b.last_call_step = tc, info["step"]
+                b.n_calls += 1
+        elif isinstance(m, ToolMessage):
+            step, mode, _ = self.pending.get(m.tool_call_id, (None, "unknown", None))
+            content, status = classify(m)
+            art = m.artifact if isinstance(getattr(m, "artifact", None), dict) else {}
+            r = Result(m.tool_call_id, step, mode, content, m.content if isinstance(m.content, str) else "",
+                       status, art)
+            self.results[m.tool_call_id] = r
+            b.unjudged.append(r)
+
+
+def read_history(messages, oracle: Oracle) -> Belief:
+    return HistoryReader(oracle).read(messages)

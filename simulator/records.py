@@ -1,0 +1,129 @@
+"""TrialRecords and the results directory: manifest, records and events as JSON lines.
+
+Records and events are appended and flushed as each trial finishes, so a crash or
+a Ctrl-C loses at most the trials in flight.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+RECORD_SCHEMA_VERSION = 1
+Outcome = Literal["success", "failure", "error", "budget"]
+
+
+class Check(BaseModel):
+    name: str
+    passed: bool
+    expected: Any = None
+    actual: Any = None
+
+
+class TrialRecord(BaseModel):
+    schema_version: int = RECORD_SCHEMA_VERSION
+    trial_id: str
+    spec: dict
+    scenario: str
+    agent: str
+    profile: str
+    seed: int
+    replicate: int
+    outcome: Outcome
+    failure_mode: str | None = None
+    error: str | None = None
+    steps: int = 0
+    model_calls: int = 0
+    tool_calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    sim_time_s: float = 0.0
+    wall_time_s: float = 0.0
+    turns_completed: int = 0
+    golden_length: int = 0
+    checks: list[Check] = Field(default_factory=list)
+    answer: str | None = None
+    faults_fired: list[str] = Field(default_factory=list)
+
+    def deterministic(self) -> dict:
+        """Everything except wall time: equal for equal specs, whichever machine ran them."""
+        return self.model_dump(mode="json", exclude={"wall_time_s"})
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("attrition", "langgraph", "langchain-core", "simpy", "pydantic", "structlog"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class ResultsStore:
+    """results/<run-id>/: manifest.json, records.jsonl, events.jsonl."""
+
+    def __init__(self, root: Path, manifest: dict):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         "versions": versions(), **manifest}
+        _atomic_write(self.root / "manifest.json", json.dumps(self.manifest, indent=2, default=str))
+        self._records = open(self.root / "records.jsonl", "a", encoding="utf-8")
+        self._events = open(self.root / "events.jsonl", "a", encoding="utf-8")
+
+    def append(self, record: TrialRecord, events: list[dict]) -> None:
+        self._events.writelines(json.dumps(e, default=str) + "\n" for e in events)
+        self._events.flush()
+        self._records.write(record.model_dump_json() + "\n")
+        self._records.flush()
+        os.fsync(self._records.fileno())
+
+    def finish(self, summary: dict) -> None:
+        self.manifest["summary"] = summary
+        _atomic_write(self.root / "manifest.json", json.dumps(self.manifest, indent=2, default=str))
+        self.close()
+
+    def close(self) -> None:
+        for f in (self._records, self._events):
+            if not f.closed:
+                f.close()
+
+
+def read_records(run_dir: Path) -> list[TrialRecord]:
+    path = Path(run_dir) / "records.jsonl"
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                try:
+                    out.append(TrialRecord.model_validate_json(line))
+                except ValueError:
+                    continue  # a torn last line from a killed run
+    return out
+
+
+def find_trial(trial_id: str, roots: list[Path]) -> tuple[TrialRecord, Path] | None:
+    """The newest stored record whose id starts with `trial_id`."""
+    runs = sorted((p for r in roots if Path(r).is_dir()
+                   for p in [Path(r), *Path(r).iterdir()] if (p / "records.jsonl").is_file()),
+                  key=lambda p: (p / "records.jsonl").stat().st_mtime, reverse=True)
+    for run in runs:
+        with open(run / "records.jsonl", encoding="utf-8") as f:
+            for line in f:
+                if f'"trial_id":"{trial_id}' in line:
+                    return TrialRecord.model_validate_json(line), run
+    return None
