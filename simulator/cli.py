@@ -19,8 +19,8 @@ from .templates import parse_params, resolve_scenario
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   help="Stress-test LLM agent workflows on a virtual clock.")
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 class UserError(Exception):

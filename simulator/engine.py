@@ -87,6 +87,11 @@ def failure_mode(events: list[dict], checks: list[Check], writers: set[str] = fr
     return "missing_answer_facts"
 
 
+def scenario_key(spec) -> str:
+    """What keys a trial's random streams: the scenario reference and its parameters."""
+    return f"{spec.scenario.ref}|{canonical(spec.scenario.params)}"
+
+
 def session(env: simpy.Environment, job: Job):
     """One trial as a SimPy process; its return value is the TrialRecord."""
     spec, sc = job.spec, job.scenario
@@ -94,8 +99,7 @@ def session(env: simpy.Environment, job: Job):
     start = env.now
     profile = get_profile(spec.profile, **spec.profile_params)
     clock = Clock(env)
-    s = Session(spec.id, spec.seed, spec.replicate, sc, profile, clock,
-                scenario_key=f"{spec.scenario.ref}|{canonical(spec.scenario.params)}")
+    s = Session(spec.id, spec.seed, spec.replicate, sc, profile, clock, scenario_key=scenario_key(spec))
     trace = s.trace
     budgets = {"max_steps": sc.max_steps, "max_tokens": sc.max_tokens,
                "max_sim_time_s": sc.budgets.max_sim_time_s, **spec.budgets}

@@ -44,7 +44,8 @@ def fabricate(value: Any, rng) -> Any:
         return not value
     if isinstance(value, (int, float)):
         wrong = value * (1 + rng.choice([-1, 1]) * rng.uniform(0.05, 0.5))
-        return int(round(wrong)) if isinstance(value, int) else round(wrong, 2)
+        wrong = int(round(wrong)) if isinstance(value, int) else round(wrong, 2)
+        return wrong if wrong != value else value + 1
     if isinstance(value, str):
         digits = [i for i, c in enumerate(value) if c.isdigit()]
         if digits:

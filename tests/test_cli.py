@@ -1,0 +1,123 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from simulator.cli import app
+
+from conftest import FIXTURES
+
+cli = CliRunner()
+
+
+def invoke(*args):
+    return cli.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def run_json(tmp_path, *args, name="r"):
+    res = invoke("run", *args, "--out", tmp_path / name, "--json")
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def test_run_json_has_the_contract_keys(tmp_path):
+    out = run_json(tmp_path, "support_refund", "--trials", 6, "--seed", 1)
+    for key in ("trials", "successes", "success_rate", "ci_low", "ci_high", "sim_time_s",
+                "wall_time_s", "outcomes"):
+        assert key in out
+    assert out["trials"] == 6 and sum(out["outcomes"].values()) == 6
+    assert out["ci_low"] <= out["success_rate"] <= out["ci_high"]
+
+
+def test_same_seed_identical_json_apart_from_wall_time(tmp_path):
+    a = run_json(tmp_path, "chain", "--param", "length=6", "--trials", 5, "--seed", 7, name="a")
+    b = run_json(tmp_path, "chain", "--param", "length=6", "--trials", 5, "--seed", 7, name="b")
+    c = run_json(tmp_path, "chain", "--param", "length=6", "--trials", 5, "--seed", 8, name="c")
+    strip = lambda d: {k: v for k, v in d.items() if k not in ("wall_time_s", "results_dir")}
+    assert strip(a) == strip(b)
+    assert strip(a) != strip(c)
+
+
+def test_results_directory(tmp_path):
+    run_json(tmp_path, "support_refund", "--trials", 3, "--seed", 2)
+    d = tmp_path / "r"
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest["seed"] == 2 and manifest["spec"]["agent"] == "react"
+    assert "langgraph" in manifest["versions"] and manifest["summary"]["trials"] == 3
+    records = (d / "records.jsonl").read_text().splitlines()
+    assert len(records) == 3
+    events = [json.loads(line) for line in (d / "events.jsonl").read_text().splitlines()]
+    assert {e["trial"] for e in events} == {json.loads(r)["trial_id"] for r in records}
+    assert all({"v", "t", "seq", "event"} <= set(e) for e in events)
+
+
+def test_human_output_has_rate_interval_and_n(tmp_path):
+    res = invoke("run", "support_refund", "--trials", 4, "--out", tmp_path / "h")
+    assert res.exit_code == 0
+    assert "success rate" in res.stdout and "95% CI" in res.stdout and "n=4" in res.stdout
+    assert "virtual time" in res.stdout and "wall time" in res.stdout
+
+
+def test_replay_reruns_a_trial_from_its_id(tmp_path):
+    run_json(tmp_path, "support_refund", "--trials", 2, "--seed", 5)
+    trial = json.loads((tmp_path / "r" / "records.jsonl").read_text().splitlines()[1])["trial_id"]
+    res = invoke("replay", trial[:10], "--results", tmp_path)
+    assert res.exit_code == 0, res.output
+    assert "replay matches the stored record" in res.stderr
+    assert "model_call" in res.stdout and "tool_call" in res.stdout
+    res = invoke("replay", trial, "--results", tmp_path, "--json")
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    assert events[0]["event"] == "trial_start" and events[-1]["event"] == "trial_end"
+
+
+def test_replay_unknown_id(tmp_path):
+    res = invoke("replay", "deadbeef", "--results", tmp_path)
+    assert res.exit_code == 2 and "no trial with id 'deadbeef'" in res.stderr
+
+
+def test_validate(tmp_path):
+    assert invoke("validate", "scenarios/support_refund.yaml").exit_code == 0
+    bad = tmp_path / "bad.yaml"
+    text = (FIXTURES / "slow_tools.yaml").read_text().replace("tool: publish,", "tool: publsh,")
+    bad.write_text(text)
+    res = invoke("validate", bad)
+    assert res.exit_code == 2
+    assert "golden_path[2].tool: unknown tool 'publsh'" in res.stderr
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "tool: publsh" in t)
+    assert f"{bad}:{line}:" in res.stderr
+
+
+def test_bad_agent_reference_is_a_clear_error_not_a_traceback(tmp_path):
+    res = invoke("run", "support_refund", "--agent", FIXTURES / "broken_import.py", "--out", tmp_path / "x")
+    assert res.exit_code == 2
+    assert "failed to import" in res.stderr and "Traceback" not in res.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_factory_errors_exit_1_and_keep_results(tmp_path):
+    res = invoke("run", "support_refund", "--trials", 3, "--out", tmp_path / "e",
+                 "--agent", f"{FIXTURES / 'bad_designs.py'}:raising_factory")
+    assert res.exit_code == 1
+    assert "factory exploded" in res.stderr
+    assert len((tmp_path / "e" / "records.jsonl").read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["chain", "--param", "lenght=3"], "unknown parameter"),
+    (["chain", "--param", "length"], "not of the form key=value"),
+    (["support_refund", "--profile", "medium"], "unknown profile 'medium'"),
+    (["support_refund", "--budget", "max_stepz=3"], "unknown budget max_stepz"),
+    (["nope.yaml"], "no such file, shipped scenario or template"),
+])
+def test_bad_input_exit_2(tmp_path, args, message):
+    res = invoke("run", *args, "--out", tmp_path / "z")
+    assert res.exit_code == 2
+    assert message in res.stderr
+
+
+def test_list_and_schema(tmp_path):
+    res = invoke("list")
+    for name in ("react", "strong", "weak", "chain", "support_refund", "travel_rebooking"):
+        assert name in res.stdout
+    res = invoke("schema", "--out", tmp_path / "s.json")
+    assert json.loads((tmp_path / "s.json").read_text())["title"] == "attrition scenario"
