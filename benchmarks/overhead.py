@@ -31,7 +31,7 @@ def bare(specs, make: JobMaker) -> int:
         job = make(spec)
         sc = job.scenario
         s = Session(spec.id, spec.seed, spec.replicate, sc, get_profile(spec.profile), Clock(),
-                    scenario_key=scenario_key(spec))
+                    scenario_key=scenario_key(spec, sc))
         graph = build_graph(job.factory, Kit(s, make_tools(s), {}))
         history = []
         for k, turn in enumerate(sc.turns):

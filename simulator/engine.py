@@ -87,9 +87,10 @@ def failure_mode(events: list[dict], checks: list[Check], writers: set[str] = fr
     return "missing_answer_facts"
 
 
-def scenario_key(spec) -> str:
-    """What keys a trial's random streams: the scenario reference and its parameters."""
-    return f"{spec.scenario.ref}|{canonical(spec.scenario.params)}"
+def scenario_key(spec, scenario) -> str:
+    """What keys a trial's random streams: the scenario's name and parameters (not its
+    file path, so a moved or re-cloned scenario file gives the same results)."""
+    return f"{scenario.name}|{canonical(spec.scenario.params)}"
 
 
 def session(env: simpy.Environment, job: Job):
@@ -99,7 +100,7 @@ def session(env: simpy.Environment, job: Job):
     start = env.now
     profile = get_profile(spec.profile, **spec.profile_params)
     clock = Clock(env)
-    s = Session(spec.id, spec.seed, spec.replicate, sc, profile, clock, scenario_key=scenario_key(spec))
+    s = Session(spec.id, spec.seed, spec.replicate, sc, profile, clock, scenario_key=scenario_key(spec, sc))
     trace = s.trace
     budgets = {"max_steps": sc.max_steps, "max_tokens": sc.max_tokens,
                "max_sim_time_s": sc.budgets.max_sim_time_s, **spec.budgets}

@@ -126,8 +126,10 @@ def apply_effect(effect, args: dict[str, Any], world: dict) -> ToolOutcome:
     if effect.insert:
         table = world.setdefault(effect.insert, {})
         new_id = f"{effect.id_prefix}{len(table) + 1}"
-        row = {effect.id_field: new_id}
-        row.update({f: _arg(v, args) for f, v in effect.set.items()})
+        while new_id in table:  # never overwrite: a duplicate insert must show as a new row
+            new_id += "x"
+        row = {f: _arg(v, args) for f, v in effect.set.items()}
+        row[effect.id_field] = new_id
         table[new_id] = row
         return ToolOutcome(project(row), ok=True, wrote=[f"{effect.insert}.{new_id}"])
     raise AssertionError("effect has no kind")  # schema guarantees one
