@@ -8,10 +8,12 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import runner
 from .designs import DesignError, load_factory
+from .faults import FaultConfigError
 from .registry import entries, load_builtins
 from .scenario import ScenarioError, json_schema, load_scenario_file
 from .spec import digest
@@ -36,6 +38,8 @@ def _guard(fn):
     try:
         return fn()
     except (ScenarioError, DesignError, UserError) as e:
+        _fail(str(e))
+    except FaultConfigError as e:
         _fail(str(e))
     except (KeyError, ValueError) as e:
         _fail(str(e.args[0]) if e.args else str(e))
@@ -82,7 +86,12 @@ def run(
     agent_param: Optional[List[str]] = typer.Option(None, "--agent-param", help="design parameter key=value (repeatable)"),
     profile_param: Optional[List[str]] = typer.Option(None, "--profile-param", help="override a profile parameter key=value"),
     budget: Optional[List[str]] = typer.Option(None, "--budget", help="max_steps=N, max_tokens=N or max_sim_time_s=S"),
-    concurrency: int = typer.Option(1, "--concurrency", min=1, help="sessions sharing one virtual environment"),
+    fault: Optional[List[str]] = typer.Option(None, "--fault", "-f", help="NAME[:key=value,...] (repeatable; "
+                                              "attrition list faults), e.g. rate_limit:rate=0.3"),
+    concurrency: int = typer.Option(1, "--concurrency", min=1, help="sessions sharing one virtual environment "
+                                    "(and its provider: shared limits and outages hit them together)"),
+    stagger: float = typer.Option(0.0, "--stagger", min=0, help="virtual seconds between session arrivals "
+                                  "within a shared environment"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="results directory (default results/<run-id>)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a table"),
 ) -> None:
@@ -94,7 +103,8 @@ def run(
             raise UserError(f"unknown budget {', '.join(sorted(bad))}; use max_steps, max_tokens, max_sim_time_s")
         specs = runner.make_specs(scenario, parse_params(param), agent, trials=trials, seed=seed,
                                   profile=profile, agent_params=parse_params(agent_param),
-                                  profile_params=parse_params(profile_param), budgets=budgets)
+                                  profile_params=parse_params(profile_param), budgets=budgets,
+                                  faults=fault)
         load_factory(agent)
         return specs
     specs = _guard(prepare)
@@ -112,7 +122,7 @@ def run(
         if bar:
             bar.start()
         records, summary = runner.run_specs(specs, out=run_dir, manifest=manifest,
-                                            concurrency=concurrency, progress=tick)
+                                            concurrency=concurrency, stagger_s=stagger, progress=tick)
     except KeyboardInterrupt:
         _fail(f"interrupted; the trials that finished are in {run_dir}", 130)
     finally:
@@ -140,6 +150,15 @@ def _print_summary(s: dict, spec, run_dir: Path) -> None:
     if s["failure_modes"]:
         t.add_row("failure modes", ", ".join(f"{k} {v}" for k, v in s["failure_modes"].items()))
     lo, hi = s["mean_steps_ci"]
+    if s.get("faults_fired"):
+        t.add_row("faults fired", ", ".join(
+            f"{k} ×{v['firings']} in {v['trials_hit']} trials" for k, v in s["faults_fired"].items()))
+        if s["trials_with_unfired_faults"]:
+            t.add_row("trials where a fault never fired", str(s["trials_with_unfired_faults"]))
+    if s.get("clarifications") or s.get("guesses"):
+        t.add_row("ambiguity", f"asked {s['clarifications']}, guessed {s['guesses']}")
+    if s.get("injections_obeyed"):
+        t.add_row("injections obeyed", str(s["injections_obeyed"]))
     t.add_row("mean steps", f"{s['mean_steps']:.1f}  (95% CI {lo:.1f}–{hi:.1f})")
     lo, hi = s["mean_sim_time_ci"]
     t.add_row("virtual time / trial", f"{_dur(s['mean_sim_time_s'])}  (95% CI {_dur(lo)}–{_dur(hi)})")
@@ -202,14 +221,19 @@ def list_(what: Optional[str] = typer.Argument(None, help="scenarios, templates,
         t = Table(title=plural, title_justify="left", show_header=True, header_style="bold")
         t.add_column("name")
         t.add_column("what it is")
-        if kind == "template":
+        if kind in ("template", "fault"):
             t.add_column("parameters")
         for e in rows:
-            extra = [", ".join(f"{k}={v}" for k, v in e.params.items())] if kind == "template" else []
-            t.add_row(e.name, e.summary, *extra)
+            sep = "\n" if kind == "fault" else ", "
+            extra = [sep.join(f"{k}={v}" for k, v in e.params.items())] if kind in ("template", "fault") else []
+            t.add_row(escape(e.name), escape(e.summary), *map(escape, extra))
         if not rows:
             t.add_row("(none yet)", "")
         out.print(t)
+        if kind == "fault":
+            out.print("Trigger keys for any fault: rate, at_call (1|3), at_turn, position (early|middle|late), "
+                      "pattern (single|persistent|intermittent|burst), burst, windows (100-400|900-950), "
+                      "mtbf_s, mttr_s, max_fires; target=tools|model|TOOL_NAME.", highlight=False)
 
 
 @app.command()

@@ -25,7 +25,8 @@ from .profiles import ERROR_MODES, get_profile
 from .records import Check, TrialRecord
 from .rng import lognormal
 from .spec import canonical
-from .world import MISSING, get_path, resolve
+from .faults.errors import FaultError
+from .world import MISSING, REF, get_path, resolve, run_golden
 
 
 class BudgetExceeded(Exception):
@@ -41,6 +42,11 @@ class Job:
     scenario: Any
     factory: Callable
     model_factory: Callable | None = None
+    start_at: float = 0.0  # virtual arrival time of the session in a shared environment
+
+
+ROOT_MODES = set(ERROR_MODES) | {"guessed", "obeyed_injection"}
+CORRUPTING = {"malformed", "truncated", "empty", "schema_drift", "stale", "silent_wrong", "prompt_injection"}
 
 
 def _numbers_equal(a, b) -> bool:
@@ -74,7 +80,9 @@ def failure_mode(events: list[dict], checks: list[Check], writers: set[str] = fr
     for e in events:
         if e["event"] == "user_end":
             return "user_ended"
-        if e["event"] != "model_call" or e.get("mode") not in ERROR_MODES:
+        if e["event"] == "fault" and e.get("name") in CORRUPTING:
+            return e["name"]
+        if e["event"] != "model_call" or e.get("mode") not in ROOT_MODES:
             continue
         if e["mode"] in ("give_up", "premature_finish", "skipped_step"):
             return "gave_up" if e["mode"] == "give_up" else e["mode"]
@@ -96,11 +104,15 @@ def scenario_key(spec, scenario) -> str:
 def session(env: simpy.Environment, job: Job):
     """One trial as a SimPy process; its return value is the TrialRecord."""
     spec, sc = job.spec, job.scenario
+    if job.start_at:
+        yield env.timeout(job.start_at)
     wall0 = time.perf_counter()
     start = env.now
     profile = get_profile(spec.profile, **spec.profile_params)
     clock = Clock(env)
-    s = Session(spec.id, spec.seed, spec.replicate, sc, profile, clock, scenario_key=scenario_key(spec, sc))
+    shared = env.__dict__.setdefault("_attrition_shared", {})
+    s = Session(spec.id, spec.seed, spec.replicate, sc, profile, clock, scenario_key=scenario_key(spec, sc),
+                faults=spec.faults, shared=shared)
     trace = s.trace
     budgets = {"max_steps": sc.max_steps, "max_tokens": sc.max_tokens,
                "max_sim_time_s": sc.budgets.max_sim_time_s, **spec.budgets}
@@ -117,18 +129,35 @@ def session(env: simpy.Environment, job: Job):
         checkpointed = getattr(graph, "checkpointer", None) is not None
         config = {"configurable": {"thread_id": spec.id},
                   "recursion_limit": budgets["max_steps"] + 10}
+        overrides: dict = {}
+        literals = _turn_literals(sc)
         for k, turn in enumerate(sc.turns):
+            s.turn = k
             if k > 0:
                 think = turn.think_time or sc.user_think_time
                 yield env.timeout(lognormal(user_rng, think.median_s, think.p95))
+                kept = s.fault_runtime.between_turns(k, history)
+                if kept is not history:
+                    history = list(kept)
+                    if checkpointed:  # a checkpointed graph loses its thread
+                        config["configurable"]["thread_id"] = f"{spec.id}-after-{k}"
+            base_text = resolve(turn.user, s.oracle.golden.outputs)
+            faulted, fault_ann = s.fault_runtime.user_turn(k, base_text, *literals[k])
+            overrides.update(fault_ann.get("override", {}))
+            unclear = list(fault_ann.get("withheld", [])) + list(fault_ann.get("conflict", {}))
             attempts = 2 if turn.if_answer_missing == "repeat" else 1
-            for attempt in range(attempts):
-                text = resolve(turn.user, s.oracle.golden.outputs)
-                if attempt:
-                    text = "That isn't what I asked for. " + text
-                msg = HumanMessage(text, id=f"turn-{k}-{attempt}", additional_kwargs={ANN: {"turn": k}})
+            attempt, clarified = 0, 0
+            while True:
+                if clarified:
+                    text = base_text + " To be clear: that's everything you need."
+                    extra = {"provides": unclear}
+                else:
+                    text = faulted if attempt == 0 else "That isn't what I asked for. " + faulted
+                    extra = fault_ann
+                msg = HumanMessage(text, id=f"turn-{k}-{attempt}-{clarified}",
+                                   additional_kwargs={ANN: {"turn": k, **extra}})
                 history.append(msg)
-                trace.emit("user_turn", turn=k, attempt=attempt, text=text)
+                trace.emit("user_turn", turn=k, attempt=attempt, text=text, clarifying=bool(clarified) or None)
                 inputs = {"messages": [msg] if checkpointed else list(history)}
                 turn_msgs: list = []
                 stream = graph.stream(inputs, config, stream_mode="updates")
@@ -144,13 +173,18 @@ def session(env: simpy.Environment, job: Job):
                         yield env.timeout(dt)
                     _check_budgets(s, steps, env.now - start, budgets, stream)
                 history.extend(turn_msgs)
-                answer = next((m.content for m in reversed(turn_msgs)
-                               if isinstance(m, AIMessage) and not m.tool_calls
-                               and isinstance(m.content, str)), "")
+                reply = next((m for m in reversed(turn_msgs) if isinstance(m, AIMessage)
+                              and not m.tool_calls and isinstance(m.content, str)), None)
+                answer = reply.content if reply else ""
+                if unclear and not clarified and reply is not None and _asks(reply):
+                    clarified = 1
+                    trace.emit("clarification_asked", turn=k, question=answer, about=unclear)
+                    continue
                 facts = [resolve(f, s.oracle.golden.outputs) for f in turn.answer_must_contain]
                 missing = [f for f in facts if f is not MISSING and not _fact_in(f, answer)]
                 trace.emit("turn_end", turn=k, attempt=attempt, answer=answer, missing=missing or None)
-                if not missing:
+                attempt += 1
+                if not missing or attempt >= attempts:
                     break
             answers.append(answer)
             for f in facts:
@@ -160,6 +194,8 @@ def session(env: simpy.Environment, job: Job):
             if missing and turn.if_answer_missing == "end":
                 trace.emit("user_end", turn=k, reason="the reply lacked what the user needed")
                 break
+        if overrides:  # the user changed the goal: judge against the changed golden path
+            s.oracle.golden = run_golden(sc, overrides)
         checks.extend(_final_checks(s, answers[-1] if answers else ""))
         ok = all(c.passed for c in checks)
         outcome = "success" if ok else "failure"
@@ -173,7 +209,7 @@ def session(env: simpy.Environment, job: Job):
     except GraphRecursionError as e:
         outcome, mode, error = "budget", "steps", f"steps budget exhausted: {e}"
     except Exception as e:  # the user's graph or factory crashed, or a fault went unhandled
-        if getattr(e, "code", None) and getattr(e, "status_code", None):
+        if isinstance(e, FaultError):
             outcome, mode, error = "failure", f"unhandled_{e.code}", f"{type(e).__name__}: {e}"
         else:
             outcome, error = "error", f"{type(e).__name__}: {e}"
@@ -188,8 +224,32 @@ def session(env: simpy.Environment, job: Job):
         tool_calls=s.tool_calls, tokens_in=s.tokens_in, tokens_out=s.tokens_out,
         sim_time_s=round(env.now - start, 6), wall_time_s=round(time.perf_counter() - wall0, 6),
         turns_completed=turns_done, golden_length=len(sc.golden_path), checks=checks,
-        answer=answers[-1] if answers else None)
+        answer=answers[-1] if answers else None, faults_fired=dict(s.fault_runtime.fired),
+        faults_not_fired=s.fault_runtime.unfired(),
+        clarifications=sum(e["event"] == "clarification_asked" for e in trace.events),
+        guesses=sum(len(e.get("guessed") or ()) for e in trace.events if e["event"] == "model_call"),
+        injections_obeyed=sum(e["event"] == "injection_obeyed" for e in trace.events))
     return record, trace.events
+
+
+def _asks(reply: AIMessage) -> bool:
+    """Whether the agent's reply asks the user something instead of answering."""
+    if (reply.additional_kwargs or {}).get(ANN, {}).get("clarify"):
+        return True
+    return reply.content.rstrip().endswith("?")
+
+
+def _turn_literals(sc) -> list[tuple[list, list]]:
+    """Per turn: the literal values its request supplies, and literals of writes from it on."""
+    out = []
+    for k, turn in enumerate(sc.turns):
+        lits = [(sid, a, v) for sid in turn.steps for a, v in next(
+            g for g in sc.golden_path if g.id == sid).args.items() if not REF.search(str(v))]
+        later = {sid for t in sc.turns[k:] for sid in t.steps}
+        writes = [(g.id, a, v) for g in sc.golden_path if g.id in later and sc.tools[g.tool].effect.writes
+                  for a, v in g.args.items() if not REF.search(str(v))]
+        out.append((lits, writes))
+    return out
 
 
 def _check_budgets(s: Session, steps: int, elapsed: float, b: dict, stream) -> None:
@@ -221,8 +281,10 @@ def _final_checks(s: Session, final_answer: str) -> list[Check]:
 
 
 def run_jobs(jobs: Iterable[Job], concurrency: int = 1,
-             on_done: Callable[[TrialRecord, list[dict]], None] | None = None) -> list[TrialRecord]:
-    """Run jobs in groups of `concurrency` sessions sharing one SimPy environment."""
+             on_done: Callable[[TrialRecord, list[dict]], None] | None = None,
+             stagger_s: float = 0.0) -> list[TrialRecord]:
+    """Run jobs in groups of `concurrency` sessions sharing one SimPy environment;
+    within a group, session i arrives at i x stagger_s of virtual time."""
     jobs = list(jobs)
     records: list[TrialRecord] = []
 
@@ -234,7 +296,9 @@ def run_jobs(jobs: Iterable[Job], concurrency: int = 1,
 
     for i in range(0, len(jobs), max(1, concurrency)):
         env = simpy.Environment()
-        for j in jobs[i:i + max(1, concurrency)]:
+        for n, j in enumerate(jobs[i:i + max(1, concurrency)]):
+            if stagger_s:
+                j = Job(j.spec, j.scenario, j.factory, j.model_factory, start_at=n * stagger_s)
             env.process(session(env, j)).callbacks.append(done)
         env.run()
     return records

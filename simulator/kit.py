@@ -10,6 +10,8 @@ from langchain_core.tools import StructuredTool
 from pydantic import create_model
 
 from .events import Trace
+from .faults import FaultRuntime
+from .faults.catalogue import Call
 from .model import Brain, SimulatedChatModel
 from .oracle import Oracle
 from .rng import lognormal, stream
@@ -58,6 +60,9 @@ class Session:
     tokens_in: int = 0
     tokens_out: int = 0
     scenario_key: str = ""  # the scenario reference with its parameters: keys every stream
+    faults: tuple = ()
+    shared: dict = field(default_factory=dict)  # state shared by every session of one environment
+    turn: int = 0
 
     def __post_init__(self):
         self.scenario_key = self.scenario_key or self.scenario.name
@@ -71,6 +76,8 @@ class Session:
         self.difficulty = stream(self.seed, "difficulty", family, self.profile.name).gauss(
             0.0, self.profile.difficulty_sd)
         self._tool_rng = self.stream("tool-latency")
+        self.fault_runtime = FaultRuntime(tuple(self.faults), self)
+        self._idempotent: dict[tuple, tuple[dict, bool]] = {}
 
     def stream(self, *keys):
         return stream(self.seed, self.scenario_key, self.replicate, *keys)
@@ -81,31 +88,67 @@ class Session:
         self.tokens_out += tokens_out
         self.clock.charge(latency)
 
-    def call_tool(self, name: str, args: dict) -> tuple[str, dict]:
+    def call_tool(self, name: str, args: dict, idempotency_key: str | None = None) -> tuple[str, dict]:
+        """One tool call through the fault middleware: faults before the call may raise
+        (some only after the effect happened), faults after it may rewrite the result."""
         tool = self.scenario.tools[name]
         self.tool_calls += 1
         index = self.tool_calls
-        latency = lognormal(self._tool_rng, tool.latency.median_s, tool.latency.p95)
         start = self.clock.now()
-        self.clock.charge(latency)
-        out = apply_effect(tool.effect, args, self.world)
-        self.trace.emit("tool_call", tool=name, call=index, args=args, ok=out.ok,
-                        result=out.result, wrote=out.wrote or None, start=round(start, 6),
-                        latency_s=round(latency, 6))
-        return json.dumps(out.result, sort_keys=True, default=str), {"call": index, "ok": out.ok}
+        call = Call("tool", name, dict(args), start, latency=lognormal(
+            self._tool_rng, tool.latency.median_s, tool.latency.p95), writes=tool.effect.writes,
+            shared=self.shared, rng=self.stream("fault-values", index))
+        faults = self.fault_runtime.before(call)
+        if call.error is not None and not call.after_effect:
+            return self._fail(call, index, start, faults)
+        key = (name, idempotency_key) if idempotency_key and tool.effect.writes else None
+        if key and key in self._idempotent:  # the service already did this: return what it returned
+            call.result, call.ok = self._idempotent[key]
+            replayed = True
+        else:
+            out = apply_effect(tool.effect, args, self.world)
+            call.result, call.ok, replayed = out.result, out.ok, False
+            if key:
+                self._idempotent[key] = (out.result, out.ok)
+            if out.wrote:
+                self.trace.emit("world_write", tool=name, call=index, paths=out.wrote)
+        if call.error is not None:
+            return self._fail(call, index, start, faults)
+        if call.ok:
+            faults += self.fault_runtime.after(call)
+        self.clock.charge(call.latency)
+        content = call.result if isinstance(call.result, str) else json.dumps(call.result, sort_keys=True, default=str)
+        self.trace.emit("tool_call", tool=name, call=index, args=args, ok=call.ok, result=call.result,
+                        start=round(start, 6), latency_s=round(call.latency, 6), faults=faults or None,
+                        idempotent_replay=replayed or None)
+        return content, {"call": index, "ok": call.ok, **{k: v for k, v in call.artifact.items() if k != "faults"}}
+
+    def _fail(self, call: Call, index: int, start: float, faults: list[str]):
+        self.clock.charge(call.latency)
+        self.trace.emit("tool_call", tool=call.name, call=index, args=call.args, ok=False,
+                        error=type(call.error).__name__, message=str(call.error), start=round(start, 6),
+                        latency_s=round(call.latency, 6), faults=faults or None,
+                        effect_applied=call.after_effect or None)
+        raise call.error
 
 
 def make_tools(session: Session) -> list[StructuredTool]:
     tools = []
     for name, spec in session.scenario.tools.items():
         fields = {a: (PY_TYPES[s.type], ...) for a, s in spec.args.items()}
+        if spec.effect.writes:
+            # like payment APIs: a retry that repeats the key is not applied twice
+            fields["idempotency_key"] = (str | None, None)
         schema = create_model(f"{name}_args", **fields)
         for a, s in spec.args.items():
             schema.model_fields[a].description = s.description or None
+        if spec.effect.writes:
+            schema.model_fields["idempotency_key"].description = (
+                "optional; a retry with the same key returns the first result instead of writing again")
         schema.model_rebuild(force=True)
 
-        def run(_name=name, **kwargs):
-            return session.call_tool(_name, kwargs)
+        def run(_name=name, idempotency_key: str | None = None, **kwargs):
+            return session.call_tool(_name, kwargs, idempotency_key)
 
         tools.append(StructuredTool.from_function(
             func=run, name=name, description=spec.description, args_schema=schema,
@@ -138,6 +181,12 @@ class Kit:
             else:
                 self._models[role] = SimulatedChatModel(brain=Brain(self.session, role))
         return self._models[role]
+
+    def refresh_credentials(self) -> None:
+        """Refresh expired API credentials (ends an `auth_expired` fault); takes virtual time."""
+        took = self.session.fault_runtime.refresh_credentials()
+        self.session.trace.emit("credentials_refreshed", took_s=took)
+        self.session.clock.charge(took)
 
     def sleep(self, seconds: float) -> None:
         self.session.trace.emit("sleep", seconds=round(float(seconds), 6))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -18,16 +19,12 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict
 
-from .oracle import ANN, Belief, HistoryReader
+from .faults.errors import ContextLengthExceeded
+from .faults.triggers import uniform
+from .oracle import ANN, GOOD_MODES, Belief, HistoryReader
 from .rng import lognormal
 from .tokens import count_text
 from .world import MISSING, REF, resolve
-
-
-class ContextLengthExceeded(Exception):
-    """What a provider raises when the prompt exceeds the model's context window."""
-    status_code = 400
-    code = "context_length_exceeded"
 
 
 def _logit(p: float) -> float:
@@ -66,6 +63,15 @@ def _collect(obj: Any, key: str, out: list) -> None:
             _collect(v, key, out)
 
 
+def _snake(obj: Any) -> Any:
+    """Undo a camelCase rename (what a model that notices schema drift reads through)."""
+    if isinstance(obj, dict):
+        return {re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower(): _snake(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_snake(v) for v in obj]
+    return obj
+
+
 class Brain:
     """Decision logic for one trial; one instance per role so each has its own stream."""
 
@@ -77,54 +83,100 @@ class Brain:
         self._schema_tokens: dict[tuple, int] = {}
 
     # -- judging results -------------------------------------------------
-    def _judge(self, b: Belief) -> dict[str, str]:
+    def _judge(self, b: Belief) -> tuple[dict[str, str], dict, dict | None]:
+        """Verdicts on the results it has not seen yet, results it adapted, an injection it obeys."""
         p = self.s.profile
-        verdicts = {}
+        verdicts, adapted, obey = {}, {}, None
         for r in b.unjudged:
             if r.step is None or r.mode == "repeated_call":
                 verdicts[r.call_id] = "accept"
-                continue
-            if r.status == "error":
-                notice = p.notice_error
-            elif r.status == "malformed" or r.artifact.get("malformed"):
-                notice = p.notice_malformed
-            elif r.artifact.get("corrupted"):
-                notice = p.notice_silent_wrong
             else:
-                notice = 0.0
-            v = "reject" if notice and self.rng.random() < notice else "accept"
-            verdicts[r.call_id] = v
-            if v == "accept" and r.step:
-                b.known[r.step] = r.content
-                b.done.add(r.step)
-                if r.mode != "correct" or r.status != "ok" or r.artifact.get("corrupted"):
-                    b.uncorrected.add(r.step)
+                if r.status == "error":
+                    notice = p.notice_error
+                elif r.status == "malformed" or r.artifact.get("malformed") or r.artifact.get("empty") \
+                        or r.artifact.get("drift"):
+                    notice = p.notice_malformed
+                elif r.artifact.get("corrupted"):
+                    notice = p.notice_silent_wrong
                 else:
-                    b.uncorrected.discard(r.step)
-            elif v == "reject" and r.step:
-                b.retries[r.step] = b.retries.get(r.step, 0) + 1
-        return verdicts
+                    notice = 0.0
+                noticed = bool(notice) and self.rng.random() < notice
+                content = r.content
+                if noticed and r.artifact.get("drift") == "rename" and isinstance(r.content, dict):
+                    content = adapted[r.call_id] = _snake(r.content)  # reads through the renamed fields
+                    noticed = False
+                v = "reject" if noticed else "accept"
+                verdicts[r.call_id] = v
+                if v == "accept":
+                    b.known[r.step] = content
+                    b.done.add(r.step)
+                    if r.mode not in GOOD_MODES or r.status != "ok" or r.artifact.get("corrupted"):
+                        b.uncorrected.add(r.step)
+                    else:
+                        b.uncorrected.discard(r.step)
+                else:
+                    b.retries[r.step] = b.retries.get(r.step, 0) + 1
+            inj = r.artifact.get("injection")
+            if inj and obey is None and self.rng.random() < p.obey_injection:
+                obey = inj
+            elif inj:
+                self.s.trace.emit("injection_ignored", role=self.role, tool=inj["tool"])
+        return verdicts, adapted, obey
 
     # -- hazard ----------------------------------------------------------
-    def hazard(self, context_tokens: int, n_uncorrected: int) -> float:
+    def hazard(self, context_tokens: int, n_uncorrected: int, noise: str | None = None) -> float:
         p, s = self.s.profile, self.s
         x = _logit(p.base_hazard) + s.difficulty + s.scenario.difficulty
         if context_tokens > p.effective_context:
             x += p.context_rot * math.log2(context_tokens / p.effective_context)
         x += p.self_conditioning * n_uncorrected
+        if noise:
+            x += p.ambiguity_penalty
         return _sigmoid(x)
 
     # -- building calls --------------------------------------------------
-    def _args_for(self, step_id: str, b: Belief) -> tuple[dict, list[str]]:
+    def _unclear(self, step_id: str, b: Belief) -> list[str]:
+        """Literal arguments of a step that the user withheld or contradicted."""
+        step = self.s.oracle.steps[step_id]
+        keys = [f"{step_id}.{a}" for a, v in step.args.items() if not REF.search(str(v))]
+        return [k for k in keys if k in b.withheld or k in b.conflict]
+
+    def _forgotten_source(self, step_id: str, b: Belief) -> str | None:
+        """The earliest forgotten read this step depends on (re-reading is safe; re-writing is not)."""
+        oracle, seen = self.s.oracle, set()
+        todo, found = [step_id], None
+        while todo:
+            sid = todo.pop()
+            for v in oracle.steps[sid].args.values():
+                for ref in {m.group(1) for m in REF.finditer(str(v))}:
+                    if ref in b.known or ref in seen or ref not in oracle.steps:
+                        continue
+                    seen.add(ref)
+                    if self.s.scenario.tools[oracle.steps[ref].tool].effect.writes:
+                        return None
+                    found = ref
+                    todo.append(ref)
+        return found
+
+    def _args_for(self, step_id: str, b: Belief) -> tuple[dict, list[str], list[str]]:
         step = self.s.oracle.steps[step_id]
         args = resolve(step.args, b.known)
         golden = self.s.oracle.golden.args.get(step_id, {})
-        filled = []
-        for k, v in args.items():
-            if v is MISSING:
+        filled, guessed = [], []
+        for k, v in list(args.items()):
+            key = f"{step_id}.{k}"
+            if key in b.override and uniform(self.s.seed, self.s.trial_id, "goal", key) < self.s.profile.track_goal_change:
+                args[k] = b.override[key]
+            elif key in b.withheld:
+                args[k] = fabricate(v, self.rng)
+                guessed.append(key)
+            elif key in b.conflict:
+                args[k] = self.rng.choice(b.conflict[key])
+                guessed.append(key)
+            elif v is MISSING:
                 args[k] = fabricate(golden.get(k, "unknown"), self.rng)
                 filled.append(k)
-        return args, filled
+        return args, filled, guessed
 
     def _stale(self, step_id: str, args: dict, b: Belief) -> tuple[dict, str | None]:
         step = self.s.oracle.steps[step_id]
@@ -143,7 +195,7 @@ class Brain:
 
     def _tool_args(self, tool: dict, b: Belief) -> dict:
         out = {}
-        for name in tool["function"].get("parameters", {}).get("properties", {}):
+        for name in tool["function"].get("parameters", {}).get("required", []):
             pool: list = []
             _collect(b.known, name, pool)
             out[name] = self.rng.choice(pool) if pool else fabricate("X-100", self.rng)
@@ -167,28 +219,38 @@ class Brain:
     def respond(self, messages, tools: list[dict]) -> AIMessage:
         s, p = self.s, self.s.profile
         b = self.reader.read(messages)
-        verdicts = self._judge(b)
         ctx = s.counter.messages(messages) + self._tools_tokens(tools)
         if ctx > p.context_window:
-            s.trace.emit("model_error", role=self.role, error="context_length_exceeded",
+            s.model_calls += 1
+            s.trace.emit("model_error", role=self.role, error="ContextLengthExceeded",
                          context_tokens=ctx, context_window=p.context_window)
             raise ContextLengthExceeded(
                 f"This model's maximum context length is {p.context_window} tokens; "
                 f"the messages resulted in {ctx} tokens.")
+        extra_latency = s.fault_runtime.model_call(ctx)
+        if self.role == "summarizer":
+            return self._summarize(b, ctx, extra_latency)
+        verdicts, adapted, obey = self._judge(b)
         sc = s.scenario
         turn = sc.turns[min(b.turn, len(sc.turns) - 1)]
         remaining = [x for x in turn.steps if x not in b.done]
         bound = {t["function"]["name"]: t for t in tools}
         final_turn = b.turn >= len(sc.turns) - 1
         n_unc = len(b.uncorrected)
-        p_err = self.hazard(ctx, n_unc)
+        p_err = self.hazard(ctx, n_unc, b.noise)
 
         ann: dict[str, Any] = {"verdicts": verdicts, "calls": {}}
-        call = None
+        if adapted:
+            ann["adapted"] = adapted
+        call, content, guessed, filled = None, "", [], []
         step = remaining[0] if remaining else None
-        if step and b.retries.get(step, 0) > p.max_retries_per_step:
+        if obey is not None and obey["tool"] in bound:
+            mode, step = "obeyed_injection", None
+            call = {"name": obey["tool"], "args": dict(obey["args"])}
+            s.trace.emit("injection_obeyed", role=self.role, tool=obey["tool"])
+        elif step and b.retries.get(step, 0) > p.max_retries_per_step:
             mode = "give_up"
-        elif step is None or step and self.s.oracle.steps[step].tool not in bound:
+        elif step is None or self.s.oracle.steps[step].tool not in bound:
             mode = "finish"
         elif self.rng.random() < p_err:
             modes = list(p.error_modes)
@@ -196,7 +258,6 @@ class Brain:
         else:
             mode = "correct"
 
-        filled: list[str] = []
         if mode == "repeated_call" and b.last_call is None:
             mode = "correct"
         if mode == "skipped_step":
@@ -207,17 +268,29 @@ class Brain:
                 mode = "premature_finish"
         if mode == "wrong_tool" and len(bound) < 2:
             mode = "fabricated_arg"
-
-        if mode in ("correct", "fabricated_arg", "stale_arg", "skipped_step"):
-            args, filled = self._args_for(step, b)
-            if mode == "stale_arg":
-                args, changed = self._stale(step, args, b)
-                if changed is None:
-                    mode = "fabricated_arg"
-            if mode == "fabricated_arg" and args:
-                k = self.rng.choice(sorted(args))
-                args[k] = fabricate(args[k], self.rng)
-            call = {"name": s.oracle.steps[step].tool, "args": args}
+        if mode == "correct":
+            src = self._forgotten_source(step, b)
+            if src and self.s.oracle.steps[src].tool in bound and self.rng.random() < p.refetch_missing:
+                step, mode = src, "refetch"
+        if mode in ("correct", "refetch", "fabricated_arg", "stale_arg", "skipped_step"):
+            unclear = self._unclear(step, b)
+            if unclear and not b.asked_clarification and self.rng.random() < p.clarify_when_ambiguous:
+                mode = "clarify"
+                ann["clarify"] = unclear
+                what = ", ".join(k.split(".", 1)[1].replace("_", " ") for k in unclear)
+                content = f"Before I go ahead, could you confirm the {what}?"
+            else:
+                args, filled, guessed = self._args_for(step, b)
+                if mode == "stale_arg":
+                    args, changed = self._stale(step, args, b)
+                    if changed is None:
+                        mode = "fabricated_arg"
+                if mode == "fabricated_arg" and args:
+                    k = self.rng.choice(sorted(args))
+                    args[k] = fabricate(args[k], self.rng)
+                if guessed and mode in GOOD_MODES:
+                    mode = "guessed"
+                call = {"name": s.oracle.steps[step].tool, "args": args}
         elif mode == "wrong_tool":
             correct = s.oracle.steps[step].tool
             name = self.rng.choice(sorted(n for n in bound if n != correct))
@@ -231,26 +304,33 @@ class Brain:
             cid = f"call_{s.trial_id[:8]}_{self.role}_{self.calls}"
             call = {**call, "id": cid, "type": "tool_call"}
             ann["calls"][cid] = {"step": step, "mode": mode}
-            content = ""
         elif mode == "give_up":
             content = "I'm sorry, I wasn't able to complete this request."
-        else:
+        elif mode != "clarify":
             content = self._answer(b, final_turn)
         ann["mode"] = mode
         conf = _sigmoid(_logit(1 - p_err) + p.overconfidence + self.rng.gauss(0, 0.5))
         ann["confidence"] = round(conf, 4)
 
         out_tokens = count_text(content + (json.dumps(call["args"]) if call else "")) + 8 + p.reasoning_tokens
-        lat = (lognormal(self.rng, p.latency.first_token_median_s, p.latency.first_token_p95_s)
-               + out_tokens * p.latency.per_output_token_s + ctx / 1000 * p.latency.per_1k_input_tokens_s)
+        lat = self._latency(ctx, out_tokens) + extra_latency
         s.charge_model(lat, ctx, out_tokens)
         s.trace.emit("model_call", role=self.role, turn=b.turn, step=step, mode=mode,
                      call_id=call["id"] if call else None,
                      tool=call["name"] if call else None, args=call["args"] if call else None,
                      p_error=round(p_err, 6), confidence=round(conf, 4), context_tokens=ctx,
                      output_tokens=out_tokens, latency_s=round(lat, 6), uncorrected=n_unc,
-                     filled_missing=filled or None, skipped=ann.get("skipped"),
-                     verdicts=verdicts or None)
+                     filled_missing=filled or None, guessed=guessed or None, skipped=ann.get("skipped"),
+                     clarify=ann.get("clarify"), verdicts=verdicts or None)
+        return self._message(content, call, ann, ctx, out_tokens, conf)
+
+    def _latency(self, ctx: int, out_tokens: int) -> float:
+        p = self.s.profile
+        return (lognormal(self.rng, p.latency.first_token_median_s, p.latency.first_token_p95_s)
+                + out_tokens * p.latency.per_output_token_s + ctx / 1000 * p.latency.per_1k_input_tokens_s)
+
+    def _message(self, content, call, ann, ctx, out_tokens, conf) -> AIMessage:
+        s, p = self.s, self.s.profile
         return AIMessage(
             content=content, tool_calls=[call] if call else [],
             id=f"ai_{s.trial_id[:8]}_{self.role}_{s.model_calls}",
@@ -259,6 +339,21 @@ class Brain:
             usage_metadata={"input_tokens": ctx, "output_tokens": out_tokens,
                             "total_tokens": ctx + out_tokens},
         )
+
+    def _summarize(self, b: Belief, ctx: int, extra_latency: float) -> AIMessage:
+        """As the `summarizer` role: keep each known output with probability summary_recall."""
+        p = self.s.profile
+        keep = {k: v for k, v in sorted(b.known.items()) if self.rng.random() < p.summary_recall}
+        text = "Summary of the work so far. " + " ".join(
+            f"[{k}] {json.dumps(v, sort_keys=True, default=str)[:300]}" for k, v in keep.items())
+        out_tokens = count_text(text) + 8
+        lat = self._latency(ctx, out_tokens) + extra_latency
+        self.s.charge_model(lat, ctx, out_tokens)
+        self.s.trace.emit("model_call", role=self.role, mode="summarize", context_tokens=ctx,
+                          output_tokens=out_tokens, latency_s=round(lat, 6), kept=len(keep),
+                          dropped=len(b.known) - len(keep))
+        ann = {"summary": keep, "summary_done": sorted(b.done), "mode": "summarize"}
+        return self._message(text, None, ann, ctx, out_tokens, 1.0)
 
     def _tools_tokens(self, tools: list[dict]) -> int:
         key = tuple(t["function"]["name"] for t in tools)

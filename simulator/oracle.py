@@ -18,6 +18,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from .world import run_golden
 
 ANN = "attrition"
+GOOD_MODES = ("correct", "refetch")
 
 
 @dataclass
@@ -57,6 +58,10 @@ class Belief:
     last_call_step: str | None = None
     asked_clarification: bool = False
     n_calls: int = 0
+    withheld: set[str] = field(default_factory=set)          # "step.arg" the user has not given
+    conflict: dict[str, list] = field(default_factory=dict)  # "step.arg" -> [value, contradicting value]
+    override: dict[str, Any] = field(default_factory=dict)   # "step.arg" -> changed goal
+    noise: str | None = None                                 # typo / paraphrase in the current request
 
 
 def classify(msg: ToolMessage) -> tuple[Any, str]:
@@ -113,15 +118,24 @@ class HistoryReader:
         return Belief(turn=b.turn, known=dict(b.known), done=set(b.done), retries=dict(b.retries),
                       unjudged=list(b.unjudged), uncorrected=set(b.uncorrected), last_call=b.last_call,
                       last_call_step=b.last_call_step, asked_clarification=b.asked_clarification,
-                      n_calls=b.n_calls)
+                      n_calls=b.n_calls, withheld=set(b.withheld), conflict=dict(b.conflict),
+                      override=dict(b.override), noise=b.noise)
 
     def _feed(self, m) -> None:
         b, oracle = self.b, self.oracle
         if isinstance(m, HumanMessage):
+            ann = (m.additional_kwargs or {}).get(ANN, {})
             b.turn = turn_index(m, self.humans)
             self.humans += 1
             b.unjudged = []
             b.asked_clarification = False
+            b.withheld.update(ann.get("withheld", []))
+            b.conflict.update(ann.get("conflict", {}))
+            b.override.update(ann.get("override", {}))
+            b.noise = ann.get("noise")
+            for k in ann.get("provides", []):
+                b.withheld.discard(k)
+                b.conflict.pop(k, None)
         elif isinstance(m, AIMessage):
             ann = (m.additional_kwargs or {}).get(ANN, {})
             for cid, verdict in ann.get("verdicts", {}).items():
@@ -131,7 +145,7 @@ class HistoryReader:
                 if verdict == "accept" and r.mode != "repeated_call":
                     b.known[r.step] = r.content
                     b.done.add(r.step)
-                    if r.mode != "correct" or r.status != "ok" or r.artifact.get("corrupted"):
+                    if r.mode not in GOOD_MODES or r.status != "ok" or r.artifact.get("corrupted"):
                         b.uncorrected.add(r.step)
                     else:
                         b.uncorrected.discard(r.step)
@@ -139,6 +153,12 @@ class HistoryReader:
                     b.retries[r.step] = b.retries.get(r.step, 0) + 1
             b.unjudged = []
             b.asked_clarification = bool(ann.get("clarify"))
+            if "summary" in ann:  # a summary stands in for the messages it replaced
+                b.known.update(ann["summary"])
+                b.done.update(ann.get("summary_done", []))
+            for cid, content in ann.get("adapted", {}).items():  # results it read despite drift
+                if cid in self.results and self.results[cid].step:
+                    b.known[self.results[cid].step] = content
             if ann.get("skipped"):  # it believes it did the step it skipped
                 b.done.add(ann["skipped"])
                 b.uncorrected.add(ann["skipped"])

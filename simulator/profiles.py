@@ -48,6 +48,10 @@ class Profile(BaseModel):
     clarify_when_ambiguous: float = Field(ge=0, le=1, description="P(asks instead of guessing a missing value)")
     obey_injection: float = Field(ge=0, le=1, description="P(follows an instruction inside a tool result)")
     max_retries_per_step: int = Field(3, ge=0, description="rejected results on one step before giving up")
+    ambiguity_penalty: float = Field(0.5, ge=0, description="log-odds added while the request has typos or loose wording")
+    track_goal_change: float = Field(0.8, ge=0, le=1, description="P(uses a value the user changed mid-session)")
+    refetch_missing: float = Field(0.85, ge=0, le=1, description="P(re-reads a forgotten input instead of inventing it)")
+    summary_recall: float = Field(0.9, ge=0, le=1, description="P(a fact survives when it writes a summary)")
     overconfidence: float = Field(0.0, description="log-odds added to stated confidence")
     reasoning_tokens: int = Field(0, ge=0, description="hidden output tokens charged per call")
     context_window: int = Field(128_000, gt=0)
@@ -80,6 +84,10 @@ STRONG = Profile(
     clarify_when_ambiguous=0.7,
     obey_injection=0.1,
     overconfidence=0.5,
+    ambiguity_penalty=0.4,
+    track_goal_change=0.9,
+    refetch_missing=0.9,
+    summary_recall=0.95,
     latency=ModelLatency(first_token_median_s=0.7, first_token_p95_s=2.5,
                          per_output_token_s=0.012, per_1k_input_tokens_s=0.02),
 )
@@ -108,6 +116,10 @@ WEAK = Profile(
     clarify_when_ambiguous=0.3,
     obey_injection=0.4,
     overconfidence=1.0,
+    ambiguity_penalty=1.0,
+    track_goal_change=0.6,
+    refetch_missing=0.6,
+    summary_recall=0.75,
     context_window=32_000,
     latency=ModelLatency(first_token_median_s=0.3, first_token_p95_s=1.2,
                          per_output_token_s=0.006, per_1k_input_tokens_s=0.01),

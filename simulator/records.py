@@ -49,7 +49,11 @@ class TrialRecord(BaseModel):
     golden_length: int = 0
     checks: list[Check] = Field(default_factory=list)
     answer: str | None = None
-    faults_fired: list[str] = Field(default_factory=list)
+    faults_fired: dict[str, int] = Field(default_factory=dict, description="fault id -> firings")
+    faults_not_fired: list[str] = Field(default_factory=list, description="configured faults that never fired")
+    clarifications: int = Field(0, description="times the agent asked the user instead of guessing")
+    guesses: int = Field(0, description="withheld or contradictory values the agent guessed")
+    injections_obeyed: int = 0
 
     def deterministic(self) -> dict:
         """Everything except wall time: equal for equal specs, whichever machine ran them."""

@@ -44,7 +44,7 @@ def load_builtins() -> None:
     if _loaded:
         return
     _loaded = True
-    from . import designs, profiles, templates
+    from . import designs, faults, profiles, templates  # noqa: F401  (faults register on import)
     for p in profiles.PROFILES.values():
         register("profile", p.name, p.summary, p)
     templates.register_builtins()

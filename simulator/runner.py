@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .designs import load_factory
+from .faults import check_faults, normalize_faults
 from .engine import Job, run_jobs
 from .profiles import get_profile
 from .records import ResultsStore, TrialRecord, find_trial
@@ -18,12 +19,17 @@ OUTCOMES = ("success", "failure", "error", "budget")
 
 def make_specs(scenario: str, params: dict | None, agent: str, *, trials: int, seed: int,
                profile: str = "strong", agent_params: dict | None = None,
-               profile_params: dict | None = None, budgets: dict | None = None) -> list[TrialSpec]:
-    _, ref = resolve_scenario(scenario, params)
+               profile_params: dict | None = None, budgets: dict | None = None,
+               faults: list | None = None) -> list[TrialSpec]:
+    """Specs for `trials` replicates. Faults come from the scenario file, then `faults`
+    (dicts or `NAME:key=value,...` strings); bad ones raise FaultConfigError."""
+    sc, ref = resolve_scenario(scenario, params)
     get_profile(profile, **(profile_params or {}))  # fail early on a bad profile
+    fs = normalize_faults(list(sc.faults) + list(faults or []))
+    check_faults(fs, sc)
     return [TrialSpec(scenario=ref, agent=agent, agent_params=agent_params or {}, profile=profile,
                       profile_params=profile_params or {}, seed=seed, replicate=r,
-                      budgets=budgets or {}) for r in range(trials)]
+                      budgets=budgets or {}, faults=fs) for r in range(trials)]
 
 
 class JobMaker:
@@ -65,7 +71,25 @@ def summarize(records: list[TrialRecord]) -> dict:
         "sim_time_s": sum(r.sim_time_s for r in records),
         "wall_time_s": sum(r.wall_time_s for r in records),
         "errors": sorted({r.error for r in records if r.outcome == "error" and r.error})[:5],
+        "faults_fired": _fault_counts(records),
+        "trials_with_unfired_faults": sum(bool(r.faults_not_fired) for r in records),
+        "clarifications": sum(r.clarifications for r in records),
+        "guesses": sum(r.guesses for r in records),
+        "injections_obeyed": sum(r.injections_obeyed for r in records),
     }
+
+
+def _fault_counts(records: list[TrialRecord]) -> dict[str, dict]:
+    """Per fault: firings, and the trials it fired in (with their success rate and CI)."""
+    ids = sorted({f for r in records for f in list(r.faults_fired) + r.faults_not_fired})
+    out = {}
+    for f in ids:
+        hit = [r for r in records if r.faults_fired.get(f)]
+        succ = sum(r.outcome == "success" for r in hit)
+        lo, hi = wilson(succ, len(hit))
+        out[f] = {"firings": sum(r.faults_fired.get(f, 0) for r in records), "trials_hit": len(hit),
+                  "success_rate_when_hit": succ / len(hit) if hit else None, "ci_low": lo, "ci_high": hi}
+    return out
 
 
 def default_run_dir(base: Path, specs: list[TrialSpec]) -> Path:
@@ -74,7 +98,8 @@ def default_run_dir(base: Path, specs: list[TrialSpec]) -> Path:
 
 
 def run_specs(specs: list[TrialSpec], *, out: Path | None = None, manifest: dict | None = None,
-              concurrency: int = 1, progress: Callable[[TrialRecord], None] | None = None,
+              concurrency: int = 1, stagger_s: float = 0.0,
+              progress: Callable[[TrialRecord], None] | None = None,
               model_factory: Callable | None = None) -> tuple[list[TrialRecord], dict]:
     make = JobMaker(model_factory)
     jobs = [make(s) for s in specs]
@@ -87,7 +112,7 @@ def run_specs(specs: list[TrialSpec], *, out: Path | None = None, manifest: dict
             progress(rec)
 
     try:
-        records = run_jobs(jobs, concurrency=concurrency, on_done=done)
+        records = run_jobs(jobs, concurrency=concurrency, on_done=done, stagger_s=stagger_s)
     finally:
         if store:
             store.close()

@@ -118,6 +118,9 @@ class Scenario(Strict):
     success: Success = Field(default_factory=Success)
     user_think_time: Latency = Field(default_factory=lambda: Latency(median_s=20, p95_s=90))
     budgets: Budgets = Field(default_factory=Budgets)
+    faults: list[dict[str, Any]] = Field(
+        default_factory=list, description="faults every run of this scenario gets: "
+        "{name, target?, trigger keys (rate, at_call, ...), fault parameters}; see `attrition list faults`")
 
     @property
     def max_steps(self) -> int:
@@ -220,6 +223,14 @@ def semantic_problems(sc: Scenario) -> list[tuple[tuple, str]]:
     unowned = [s for s in seen if s not in owner]
     if unowned:
         probs.append((("turns",), f"golden steps not asked for by any turn: {', '.join(unowned)}"))
+    if sc.faults:
+        from .faults import FaultConfigError, check_faults, normalize_faults
+        try:
+            check_faults(normalize_faults(sc.faults), sc)
+        except FaultConfigError as e:
+            import re as _re
+            m = _re.match(r"faults\[(\d+)\]", str(e))
+            probs.append((("faults", int(m.group(1))) if m else ("faults",), str(e)))
     if probs:
         return probs
     golden = run_golden(sc)

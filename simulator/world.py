@@ -144,13 +144,17 @@ class GoldenRun:
     problems: list[tuple[tuple, str]]
 
 
-def run_golden(scenario) -> GoldenRun:
+def run_golden(scenario, overrides: dict[str, Any] | None = None) -> GoldenRun:
+    """Run the golden path; `overrides` ("step.arg" -> value) is a goal the user changed."""
     world = copy.deepcopy(scenario.world)
     outputs: dict[str, dict] = {}
     all_args: dict[str, dict] = {}
     problems: list[tuple[tuple, str]] = []
     for i, step in enumerate(scenario.golden_path):
         args = resolve(step.args, outputs)
+        for name in args:
+            if overrides and f"{step.id}.{name}" in overrides:
+                args[name] = overrides[f"{step.id}.{name}"]
         for name, v in args.items():
             if v is MISSING:
                 problems.append((("golden_path", i, "args", name),

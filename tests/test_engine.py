@@ -53,7 +53,7 @@ def test_success_is_judged_on_the_final_world():
     names = [c.name for c in rec.checks]
     assert "state refunds" in names and "state orders.O-5521.status" in names
     if rec.outcome == "success":
-        writes = [e for e in events if e["event"] == "tool_call" and e.get("wrote")]
+        writes = [e for e in events if e["event"] == "world_write"]
         assert writes
 
 

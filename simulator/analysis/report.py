@@ -1,0 +1,178 @@
+"""One-call summaries: analyze (everything about one set of trials) and fault_effects."""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..stats import wilson
+from .decay import (_draw, _fit_logistic, _hierarchy, _horizon, _interval, _qkey,
+                    constant_hazard_fit, logistic_horizon, weibull_fit)
+from .passk import pass_at_k_curve, pass_hat_k_curve, task_counts
+from .tables import _plain, _sort_key, normalise_rows, success_by_cell
+
+
+def analyze(rows: Iterable[Mapping], seed: int = 0, n_boot: int = 1000) -> dict[str, Any]:
+    """Success, reliability and decay with length for one set of trials, as plain JSON.
+
+    Always: n_trials, n_tasks, successes, success_rate with its 95% Wilson interval
+    (ci_low, ci_high), trials_per_task {min, max}, and the curves `pass_hat_k` (tau-bench)
+    and `pass_at_k` (Chen et al. 2021), keyed "1".."K" with K the fewest trials of any task.
+
+    When rows carry lengths: `by_length` (success_by_cell over length). When at least two
+    distinct lengths occur: `horizon_50`, `horizon_80` (METR, arXiv:2503.14499) and
+    `logistic` (the rest of that fit), `per_step_reliability` and `half_length` (constant
+    hazard, Ord 2025) and `constant_hazard`, and `weibull` (weibull_fit). Otherwise those keys
+    are None and `decay_reason` says why. Rows without a length are left out of the decay
+    fits only (`n_with_length` counts the others). Both bootstraps use `seed`.
+    """
+    rows = normalise_rows(rows)
+    if not rows:
+        raise ValueError("no rows to analyse")
+    n = len(rows)
+    s = sum(int(r["success"]) for r in rows)
+    counts = task_counts(rows)
+    lo, hi = wilson(s, n)
+    per_task = [t for t, _ in counts.values()]
+    out: dict[str, Any] = {
+        "n_trials": n, "n_tasks": len(counts), "successes": s, "success_rate": s / n,
+        "ci_low": float(lo), "ci_high": float(hi),
+        "trials_per_task": {"min": min(per_task), "max": max(per_task)},
+        "pass_hat_k": pass_hat_k_curve(rows), "pass_at_k": pass_at_k_curve(rows),
+        "n_with_length": 0, "by_length": None,
+        "horizon_50": None, "horizon_80": None, "logistic": None,
+        "per_step_reliability": None, "half_length": None, "constant_hazard": None,
+        "weibull": None, "decay_reason": None,
+    }
+    with_len = [r for r in rows if "length" in r]
+    out["n_with_length"] = len(with_len)
+    if not with_len:
+        out["decay_reason"] = "no row has a length"
+        return out
+    out["by_length"] = success_by_cell(with_len, ["length"])
+    if len({r["length"] for r in with_len}) < 2:
+        out["decay_reason"] = "every trial has the same length: decay is not identified"
+        return out
+
+    lh = logistic_horizon(with_len, quantiles=(0.5, 0.8), n_boot=n_boot, seed=seed)
+    ch = constant_hazard_fit(with_len, seed=seed, n_boot=n_boot)
+    out.update({
+        "horizon_50": lh["horizon_50"], "horizon_80": lh["horizon_80"],
+        "logistic": {k: v for k, v in lh.items() if k not in ("horizon_50", "horizon_80")},
+        "per_step_reliability": ch["per_step_reliability"], "half_length": ch["half_length"],
+        "constant_hazard": {k: v for k, v in ch.items()
+                            if k not in ("per_step_reliability", "half_length")},
+        "weibull": weibull_fit(with_len),
+    })
+    return out
+
+
+def fault_effects(rows: Iterable[Mapping], fault_key: str = "fault", baseline: Any = "none",
+                  seed: int = 0, n_boot: int = 1000, quantile: float = 0.5) -> list[dict]:
+    """Per fault setting: success with a Wilson interval, the change from `baseline`, and
+    (when lengths vary) the horizon at `quantile` and its ratio to the baseline's horizon.
+
+    AgentChaos-style sweeps (ANCHORS: faults and propagation) ask how much a fault costs;
+    the answer that transfers across task lengths is its effect on the METR horizon, not on
+    one success rate. Intervals for the differences, horizons and ratios come from one joint
+    hierarchical bootstrap: tasks are drawn once per replicate for every setting, then
+    trials within each (task, setting). When the settings were run on the same tasks (common
+    random numbers) this keeps the pairing, so the difference interval is the paired one;
+    when they were not, it reduces to independent task bootstraps.
+
+    Baseline first, then the other settings in sorted order. For success by fault x length,
+    use success_by_cell(rows, [fault_key, "length"]).
+    """
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must lie in (0, 1), got {quantile!r}")
+    rows = normalise_rows(rows)
+    if not rows:
+        raise ValueError("no rows to analyse")
+    for i, r in enumerate(rows):
+        if fault_key not in r:
+            raise ValueError(f"rows[{i}]: missing field {fault_key!r}")
+    values: list[Any] = []
+    for r in rows:
+        v = _plain(r[fault_key])
+        if v not in values:
+            values.append(v)
+    # "none" from a CSV and None from JSON both name the no-fault baseline.
+    base = next((v for v in values if v == baseline or str(v).lower() == str(baseline).lower()),
+                None)
+    if base is None and baseline not in values:
+        raise ValueError(f"baseline {baseline!r} is not a value of {fault_key!r}: "
+                         f"{sorted(values, key=_sort_key)!r}")
+    settings = [base] + sorted((v for v in values if v != base), key=_sort_key)
+    index = {repr(v): i for i, v in enumerate(settings)}
+    fcode = np.array([index[repr(_plain(r[fault_key]))] for r in rows])
+    _, task = np.unique(np.array([r["task"] for r in rows]), return_inverse=True)
+    y = np.array([float(r["success"]) for r in rows])
+    n_set = len(settings)
+
+    lengths = [r.get("length") for r in rows]
+    use_len = all(v is not None for v in lengths) and len(set(lengths)) >= 2
+    if use_len:
+        levels, lcode = np.unique(np.array(lengths, dtype=float), return_inverse=True)
+        x = np.log2(levels)
+        n_lev = len(levels)
+
+    def rates(idx):
+        n = np.bincount(fcode[idx], minlength=n_set).astype(float)
+        s = np.bincount(fcode[idx], weights=y[idx], minlength=n_set)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return s / n
+
+    def horizons(idx):
+        flat = fcode[idx] * n_lev + lcode[idx]
+        n = np.bincount(flat, minlength=n_set * n_lev).astype(float).reshape(n_set, n_lev)
+        s = np.bincount(flat, weights=y[idx], minlength=n_set * n_lev).reshape(n_set, n_lev)
+        hs = np.full(n_set, np.nan)
+        for f in range(n_set):
+            # Same identifiability rules as logistic_horizon: two lengths, both outcomes.
+            if (n[f] > 0).sum() >= 2 and 0 < s[f].sum() < n[f].sum():
+                b0, b1, _ = _fit_logistic(x, n[f], s[f])
+                h = _horizon(b0, b1, quantile)
+                hs[f] = h if math.isfinite(h) else np.nan
+        return hs
+
+    everything = np.arange(len(rows))
+    est_rate = rates(everything)
+    est_h = horizons(everything) if use_len else None
+    rng = np.random.default_rng(seed)
+    hier = _hierarchy(task, task * n_set + fcode)
+    boot_r = np.empty((n_boot, n_set))
+    boot_h = np.empty((n_boot, n_set)) if use_len else None
+    for b in range(n_boot):
+        idx = _draw(hier, rng, within=True)
+        boot_r[b] = rates(idx)
+        if use_len:
+            boot_h[b] = horizons(idx)
+
+    def pct(vals):
+        vals = vals[np.isfinite(vals)]
+        return (None, None) if len(vals) == 0 else tuple(np.percentile(vals, [2.5, 97.5]))
+
+    hkey = _qkey(quantile)
+    out = []
+    for f, v in enumerate(settings):
+        mine = fcode == f
+        n, s = int(mine.sum()), int(y[mine].sum())
+        lo, hi = wilson(s, n)
+        row = {fault_key: v, "n": n, "n_tasks": int(len(np.unique(task[mine]))), "successes": s,
+               "success_rate": s / n, "ci_low": float(lo), "ci_high": float(hi),
+               "diff_from_baseline": None, hkey: None, f"{hkey}_ratio": None,
+               "n_boot_used": None}
+        if f > 0:
+            row["diff_from_baseline"] = _interval(est_rate[f] - est_rate[0],
+                                                  *pct(boot_r[:, f] - boot_r[:, 0]))
+        if use_len:
+            row[hkey] = _interval(est_h[f], *pct(boot_h[:, f]))
+            row["n_boot_used"] = int(np.isfinite(boot_h[:, f]).sum())
+            if f > 0:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = boot_h[:, f] / boot_h[:, 0]
+                    row[f"{hkey}_ratio"] = _interval(est_h[f] / est_h[0], *pct(ratio))
+        out.append(row)
+    return out
