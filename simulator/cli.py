@@ -233,7 +233,7 @@ def list_(what: Optional[str] = typer.Argument(None, help="scenarios, templates,
         if kind == "fault":
             out.print("Trigger keys for any fault: rate, at_call (1|3), at_turn, position (early|middle|late), "
                       "pattern (single|persistent|intermittent|burst), burst, windows (100-400|900-950), "
-                      "mtbf_s, mttr_s, max_fires; target=tools|model|TOOL_NAME.", highlight=False)
+                      "mtbf_s, mttr_s, max_fires; target=tools|reads|writes|TOOL_NAME|model|model:ROLE.", highlight=False)
 
 
 @app.command()

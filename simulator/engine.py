@@ -26,6 +26,7 @@ from .records import Check, TrialRecord
 from .rng import lognormal
 from .spec import canonical
 from .faults.errors import FaultError
+from .vclock import CURRENT
 from .world import MISSING, REF, get_path, resolve, run_golden
 
 
@@ -46,7 +47,6 @@ class Job:
 
 
 ROOT_MODES = set(ERROR_MODES) | {"guessed", "obeyed_injection"}
-CORRUPTING = {"malformed", "truncated", "empty", "schema_drift", "stale", "silent_wrong", "prompt_injection"}
 
 
 def _numbers_equal(a, b) -> bool:
@@ -74,14 +74,19 @@ def failure_mode(events: list[dict], checks: list[Check], writers: set[str] = fr
     are not causes.
     """
     verdicts: dict[str, str] = {}
+    fault_names: dict[str, str] = {}
     for e in events:
         if e["event"] == "model_call":
             verdicts.update(e.get("verdicts") or {})
+        elif e["event"] == "fault":
+            fault_names[e["fault"]] = e["name"]
     for e in events:
         if e["event"] == "user_end":
             return "user_ended"
-        if e["event"] == "fault" and e.get("name") in CORRUPTING:
-            return e["name"]
+        if e["event"] == "corruption_accepted":
+            return fault_names.get((e.get("faults") or [""])[0], "corrupted_result")
+        if e["event"] == "injection_obeyed":
+            return "prompt_injection"
         if e["event"] != "model_call" or e.get("mode") not in ROOT_MODES:
             continue
         if e["mode"] in ("give_up", "premature_finish", "skipped_step"):
@@ -90,6 +95,10 @@ def failure_mode(events: list[dict], checks: list[Check], writers: set[str] = fr
             continue
         if verdicts.get(e.get("call_id")) != "reject":
             return e["mode"]
+    for c in checks:
+        if not c.passed and isinstance(c.actual, dict) and isinstance(c.expected, dict) \
+                and len(c.actual) > len(c.expected):
+            return "duplicate_write"
     if any(not c.passed and c.name.startswith("state") for c in checks):
         return "wrong_final_state"
     return "missing_answer_facts"
@@ -161,7 +170,14 @@ def session(env: simpy.Environment, job: Job):
                 inputs = {"messages": [msg] if checkpointed else list(history)}
                 turn_msgs: list = []
                 stream = graph.stream(inputs, config, stream_mode="updates")
-                for update in stream:
+                while True:
+                    token = CURRENT.set(s)  # library sleeps inside this step go to our clock
+                    try:
+                        update = next(stream)
+                    except StopIteration:
+                        break
+                    finally:
+                        CURRENT.reset(token)
                     steps += 1
                     nodes = list(update) if isinstance(update, dict) else []
                     for val in (update.values() if isinstance(update, dict) else []):

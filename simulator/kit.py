@@ -76,6 +76,7 @@ class Session:
         self.difficulty = stream(self.seed, "difficulty", family, self.profile.name).gauss(
             0.0, self.profile.difficulty_sd)
         self._tool_rng = self.stream("tool-latency")
+        self.library_rng = self.stream("library-jitter")
         self.fault_runtime = FaultRuntime(tuple(self.faults), self)
         self._idempotent: dict[tuple, tuple[dict, bool]] = {}
 
@@ -121,7 +122,8 @@ class Session:
         self.trace.emit("tool_call", tool=name, call=index, args=args, ok=call.ok, result=call.result,
                         start=round(start, 6), latency_s=round(call.latency, 6), faults=faults or None,
                         idempotent_replay=replayed or None)
-        return content, {"call": index, "ok": call.ok, **{k: v for k, v in call.artifact.items() if k != "faults"}}
+        art = {k: v for k, v in call.artifact.items() if k != "faults"}
+        return content, {"call": index, "ok": call.ok, **art, **({"faults": faults} if faults else {})}
 
     def _fail(self, call: Call, index: int, start: float, faults: list[str]):
         self.clock.charge(call.latency)

@@ -63,6 +63,9 @@ def _collect(obj: Any, key: str, out: list) -> None:
             _collect(v, key, out)
 
 
+CORRUPTION_FLAGS = ("corrupted", "malformed", "empty", "drift", "truncated")
+
+
 def _snake(obj: Any) -> Any:
     """Undo a camelCase rename (what a model that notices schema drift reads through)."""
     if isinstance(obj, dict):
@@ -107,6 +110,11 @@ class Brain:
                     noticed = False
                 v = "reject" if noticed else "accept"
                 verdicts[r.call_id] = v
+                bad = [k for k in CORRUPTION_FLAGS if r.artifact.get(k)] + (["malformed"] if r.status == "malformed" else [])
+                if v == "accept" and bad and r.call_id not in adapted:
+                    # the point where a corrupted value enters the model's work
+                    self.s.trace.emit("corruption_accepted", role=self.role, step=r.step,
+                                      call=r.artifact.get("call"), faults=r.artifact.get("faults"), flags=bad)
                 if v == "accept":
                     b.known[r.step] = content
                     b.done.add(r.step)
@@ -135,6 +143,14 @@ class Brain:
         return _sigmoid(x)
 
     # -- building calls --------------------------------------------------
+    def _remaining(self, steps: list[str], b: Belief) -> list[str]:
+        """The request's steps still to do, after the furthest one it can see done: with a
+        trimmed history it carries on from the latest result in view, as a real model would."""
+        order = self.s.oracle.order
+        seen = [order.index(x) for x in steps if x in b.done]
+        last = max(seen) if seen else -1
+        return [x for x in steps if x not in b.done and order.index(x) > last]
+
     def _unclear(self, step_id: str, b: Belief) -> list[str]:
         """Literal arguments of a step that the user withheld or contradicted."""
         step = self.s.oracle.steps[step_id]
@@ -227,13 +243,15 @@ class Brain:
             raise ContextLengthExceeded(
                 f"This model's maximum context length is {p.context_window} tokens; "
                 f"the messages resulted in {ctx} tokens.")
-        extra_latency = s.fault_runtime.model_call(ctx)
+        extra_latency = s.fault_runtime.model_call(ctx, self.role)
         if self.role == "summarizer":
             return self._summarize(b, ctx, extra_latency)
+        if self.role == "planner":
+            return self._plan(b, ctx, extra_latency)
         verdicts, adapted, obey = self._judge(b)
         sc = s.scenario
         turn = sc.turns[min(b.turn, len(sc.turns) - 1)]
-        remaining = [x for x in turn.steps if x not in b.done]
+        remaining = self._remaining(turn.steps, b)
         bound = {t["function"]["name"]: t for t in tools}
         final_turn = b.turn >= len(sc.turns) - 1
         n_unc = len(b.uncorrected)
@@ -354,6 +372,19 @@ class Brain:
                           dropped=len(b.known) - len(keep))
         ann = {"summary": keep, "summary_done": sorted(b.done), "mode": "summarize"}
         return self._message(text, None, ann, ctx, out_tokens, 1.0)
+
+    def _plan(self, b: Belief, ctx: int, extra_latency: float) -> AIMessage:
+        """As the `planner` role: the tool calls the current request needs, in order."""
+        sc = self.s.scenario
+        turn = sc.turns[min(b.turn, len(sc.turns) - 1)]
+        steps = self._remaining(turn.steps, b)
+        text = "Plan: " + "; ".join(f"{i + 1}. {self.s.oracle.steps[x].tool}" for i, x in enumerate(steps))
+        out_tokens = count_text(text) + 8
+        lat = self._latency(ctx, out_tokens) + extra_latency
+        self.s.charge_model(lat, ctx, out_tokens)
+        self.s.trace.emit("model_call", role=self.role, mode="plan", context_tokens=ctx,
+                          output_tokens=out_tokens, latency_s=round(lat, 6), steps=len(steps))
+        return self._message(text, None, {"mode": "plan"}, ctx, out_tokens, 1.0)
 
     def _tools_tokens(self, tools: list[dict]) -> int:
         key = tuple(t["function"]["name"] for t in tools)

@@ -81,9 +81,9 @@ def normalize_faults(raw: list, where: str = "faults") -> tuple[dict, ...]:
             raise FaultConfigError(f"{where}[{i}] ({name}): impossible trigger: {_errors(e)}") from None
         if name == "outage" and not (trig.get("windows") or trig.get("mtbf_s")):
             raise FaultConfigError(f"{where}[{i}] (outage): give windows=START-END or mtbf_s and mttr_s")
-        if target == "model" and "model" not in d.boundaries:
+        if target.startswith("model") and "model" not in d.boundaries:
             raise FaultConfigError(f"{where}[{i}] ({name}): acts on {', '.join(d.boundaries)}, not on the model")
-        if target not in ("model", "turn", "history") and "tool" not in d.boundaries:
+        if not target.startswith("model") and target not in ("turn", "history") and "tool" not in d.boundaries:
             raise FaultConfigError(f"{where}[{i}] ({name}): acts on the {d.boundaries[0]}, not on tools "
                                    f"(drop target={target})")
         n = seen[name] = seen.get(name, 0) + 1
@@ -96,7 +96,8 @@ def check_faults(faults: tuple[dict, ...], scenario, where: str = "faults") -> N
     """Problems only the scenario can reveal: unknown target tools, turns that do not exist."""
     for i, f in enumerate(faults):
         t = f["target"]
-        if t not in ("tools", "model", "turn", "history") and t not in scenario.tools:
+        if t not in ("tools", "reads", "writes", "turn", "history") and not t.startswith("model") \
+                and t not in scenario.tools:
             raise FaultConfigError(f"{where}[{i}] ({f['name']}): target tool {t!r} is not in scenario "
                                    f"{scenario.name!r} (tools: {', '.join(sorted(scenario.tools))})")
         turns = f["trigger"].get("at_turn", [])
@@ -137,10 +138,10 @@ class Active:
         self.context = {"first_writer": writers[0] if writers else None,
                         "tool_args": {n: list(t.args) for n, t in sc.tools.items()}}
 
-    def applies(self, kind: str, name: str) -> bool:
-        if kind == "model":
-            return self.target == "model"
-        return kind == "tool" and self.target in ("tools", name)
+    def applies(self, kind: str, name: str, writes: bool = False) -> bool:
+        if kind == "model":  # target "model" hits every role; "model:fallback" only that role
+            return self.target in ("model", f"model:{name}")
+        return kind == "tool" and (self.target in ("tools", name) or self.target == ("writes" if writes else "reads"))
 
 
 class FaultRuntime:
@@ -160,7 +161,7 @@ class FaultRuntime:
     def before(self, call: Call) -> list[str]:
         hit = []
         for f in self.active:
-            if f.d.before and f.applies(call.kind, call.name) and \
+            if f.d.before and f.applies(call.kind, call.name, call.writes) and \
                     f.state.check(call.now, self.s.turn, self._progress()):
                 if f.d.before(call, f.params, f) is not False:
                     self._fire(f, call.kind, target=call.name,
@@ -173,7 +174,7 @@ class FaultRuntime:
     def after(self, call: Call) -> list[str]:
         hit = []
         for f in self.active:
-            if f.d.after and f.applies(call.kind, call.name) and \
+            if f.d.after and f.applies(call.kind, call.name, call.writes) and \
                     f.state.check(call.now, self.s.turn, self._progress()):
                 if f.d.after(call, f.params, f) is not False:
                     self._fire(f, call.kind, target=call.name,
@@ -181,18 +182,18 @@ class FaultRuntime:
                     hit.append(f.id)
         return hit
 
-    def model_call(self, context_tokens: int) -> float:
+    def model_call(self, context_tokens: int, role: str = "agent") -> float:
         """Model-boundary faults: returns extra latency, or raises after charging it."""
-        if not any(f.target == "model" for f in self.active):
+        if not any(f.target.startswith("model") for f in self.active):
             return 0.0
-        call = Call("model", "model", {"context_tokens": context_tokens}, self.s.clock.now(),
+        call = Call("model", role, {"context_tokens": context_tokens}, self.s.clock.now(),
                     shared=self.s.shared, rng=self.s.stream("fault-values", "model", self.s.model_calls))
         hit = self.before(call)
         if call.error is not None:
             self.s.clock.charge(call.latency)
             self.s.model_calls += 1
-            self.s.trace.emit("model_error", error=type(call.error).__name__, message=str(call.error),
-                              faults=hit)
+            self.s.trace.emit("model_error", role=role, error=type(call.error).__name__,
+                              message=str(call.error), faults=hit)
             raise call.error
         return call.latency
 
