@@ -7,6 +7,9 @@ clock (pass `time.sleep` instead to run it for real).
 """
 from __future__ import annotations
 
+import hashlib
+import json
+
 from langchain_core.messages import SystemMessage, ToolMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
@@ -67,13 +70,24 @@ def writes(tool) -> bool:
     return tool is not None and "idempotency_key" in (tool.args or {})
 
 
+def idempotency_key(call: dict) -> str:
+    """One key per logical operation: the same write with the same arguments, whether the
+    design retries it or the model asks for it again after an error it could not see past."""
+    blob = json.dumps([call["name"], call["args"]], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def with_key(request):
+    call = request.tool_call
+    return request.override(tool_call={**call, "args": {**call["args"], "idempotency_key": idempotency_key(call)}})
+
+
 def retrying_tools(kit, retrying: Retrying, *, idempotency: bool = False) -> ToolNode:
-    """A ToolNode whose calls are retried; with idempotency, a write's retries carry one key."""
+    """A ToolNode whose calls are retried; with idempotency, a write carries a key per operation."""
     def wrap(request, execute):
         call = request.tool_call
         if idempotency and writes(request.tool):
-            call = {**call, "args": {**call["args"], "idempotency_key": call["id"]}}
-            request = request.override(tool_call=call)
+            request = with_key(request)
         try:
             return retrying(execute, request)
         except RetryError as e:  # pragma: no cover - reraise=True gives the last error instead

@@ -11,7 +11,7 @@ Calls through a closed breaker are retried with back-off as in react-retry.
 Params: threshold=3, cooldown_s=30.0, max_wait_s=300.0, max_attempts=3, initial_s=1.0,
         max_s=30.0, idempotency=true
 """
-from attrition_designs._parts import error_message, loop, make_retrying, system, transient, writes
+from attrition_designs._parts import error_message, loop, make_retrying, system, transient, with_key, writes
 
 PARAMS = {"threshold": 3, "cooldown_s": 30.0, "max_wait_s": 300.0, "max_attempts": 3,
           "initial_s": 1.0, "max_s": 30.0, "idempotency": True}
@@ -78,8 +78,7 @@ def build(kit):
         call = request.tool_call
         key = (call["name"], repr(sorted(call["args"].items())))
         if p["idempotency"] and writes(request.tool):
-            call = {**call, "args": {**call["args"], "idempotency_key": call["id"]}}
-            request = request.override(tool_call=call)
+            request = with_key(request)
         b = breaker(call["name"])
         if b.is_open():
             if key in cache and not writes(request.tool):

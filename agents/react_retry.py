@@ -11,8 +11,8 @@ Params:
   max_s=60.0          cap on one back-off
   jitter=true         full jitter from the design's seeded stream
   honour_retry_after=true  never wait less than the server's retry-after
-  idempotency=false   send one idempotency key across a write's retries (no double writes
-                      after a timeout); false is the naive retry
+  idempotency=false   give each write an idempotency key derived from the operation, so a
+                      retry after a timeout is not applied twice; false is the naive retry
 """
 from attrition_designs._parts import loop, make_retrying, retrying_tools, system
 

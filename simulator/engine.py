@@ -87,6 +87,8 @@ def failure_mode(events: list[dict], checks: list[Check], writers: set[str] = fr
             return fault_names.get((e.get("faults") or [""])[0], "corrupted_result")
         if e["event"] == "injection_obeyed":
             return "prompt_injection"
+        if e["event"] == "goal_change_missed":
+            return "goal_change_missed"
         if e["event"] != "model_call" or e.get("mode") not in ROOT_MODES:
             continue
         if e["mode"] in ("give_up", "premature_finish", "skipped_step"):

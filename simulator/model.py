@@ -181,8 +181,11 @@ class Brain:
         filled, guessed = [], []
         for k, v in list(args.items()):
             key = f"{step_id}.{k}"
-            if key in b.override and uniform(self.s.seed, self.s.trial_id, "goal", key) < self.s.profile.track_goal_change:
-                args[k] = b.override[key]
+            if key in b.override:
+                if uniform(self.s.seed, self.s.trial_id, "goal", key) < self.s.profile.track_goal_change:
+                    args[k] = b.override[key]
+                else:
+                    self.s.trace.emit("goal_change_missed", role=self.role, step=step_id, arg=k)
             elif key in b.withheld:
                 args[k] = fabricate(v, self.rng)
                 guessed.append(key)

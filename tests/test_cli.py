@@ -108,11 +108,31 @@ def test_factory_errors_exit_1_and_keep_results(tmp_path):
     (["support_refund", "--profile", "medium"], "unknown profile 'medium'"),
     (["support_refund", "--budget", "max_stepz=3"], "unknown budget max_stepz"),
     (["nope.yaml"], "no such file, shipped scenario or template"),
+    (["support_refund", "--fault", "ratelimit"], "unknown fault 'ratelimit'"),
+    (["support_refund", "--fault", "rate_limit:rate=3"], "less than or equal to 1"),
+    (["support_refund", "--fault", "outage"], "give windows=START-END"),
+    (["support_refund", "--fault", "timeout:target=refund"], "target tool 'refund' is not in scenario"),
 ])
 def test_bad_input_exit_2(tmp_path, args, message):
     res = invoke("run", *args, "--out", tmp_path / "z")
     assert res.exit_code == 2
     assert message in res.stderr
+
+
+def test_run_with_faults_reports_firings(tmp_path):
+    out = run_json(tmp_path, "support_refund", "--trials", 5, "--seed", 3,
+                   "--fault", "rate_limit:rate=0.3", "--fault", "silent_wrong:at_call=99", "--agent", "react-retry")
+    assert out["faults_fired"]["rate_limit"]["firings"] > 0
+    assert out["faults_fired"]["silent_wrong"]["firings"] == 0
+    assert out["trials_with_unfired_faults"] == 5
+
+
+def test_list_faults_shows_parameters():
+    res = invoke("list", "faults")
+    assert res.exit_code == 0
+    for name in ("rate_limit", "silent_wrong", "context_overflow", "ambiguous", "prompt_injection", "memory_loss"):
+        assert name in res.stdout
+    assert "retry_after_s" in res.stdout and "Trigger keys" in res.stdout
 
 
 def test_list_and_schema(tmp_path):

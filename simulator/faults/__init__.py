@@ -136,7 +136,7 @@ class Active:
         sc = session.scenario
         writers = [n for n, t in sc.tools.items() if t.effect.writes]
         self.context = {"first_writer": writers[0] if writers else None,
-                        "tool_args": {n: list(t.args) for n, t in sc.tools.items()}}
+                        "tool_args": {n: {a: spec.type for a, spec in t.args.items()} for n, t in sc.tools.items()}}
 
     def applies(self, kind: str, name: str, writes: bool = False) -> bool:
         if kind == "model":  # target "model" hits every role; "model:fallback" only that role
