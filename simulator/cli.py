@@ -21,7 +21,8 @@ from .templates import parse_params, resolve_scenario
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   help="Stress-test LLM agent workflows on a virtual clock.")
-out = Console(soft_wrap=True)
+# piped output (CI logs, files) gets a fixed, wide layout instead of rich's 80 columns
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 132)
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -110,10 +111,7 @@ def run(
     specs = _guard(prepare)
     sc_name = specs[0].scenario.ref.replace("/", "_").replace(".yaml", "")
     run_id = f"{Path(sc_name).name}-{agent.replace('/', '_').split(':')[0][-24:]}-{profile}-s{seed}-{digest([s.id for s in specs], 8)}"
-    run_dir = out_dir or Path("results") / run_id
-    if run_dir.exists() and (run_dir / "records.jsonl").exists():
-        (run_dir / "records.jsonl").unlink()  # same specs, same records: a re-run replaces them
-        (run_dir / "events.jsonl").unlink(missing_ok=True)
+    run_dir = out_dir or Path("results") / run_id  # same specs, same directory: a re-run replaces it
     manifest = {"run_id": run_id, "command": "run", "argv": sys.argv[1:], "seed": seed,
                 "trials": trials, "spec": specs[0].model_dump(mode="json"),
                 "trial_ids": [s.id for s in specs]}
@@ -137,6 +135,163 @@ def run(
         err.print(f"{summary['outcomes']['error']} trial(s) ended in error (the graph or its factory "
                   f"crashed), e.g.: {summary['errors'][0] if summary['errors'] else '?'}", highlight=False)
         raise typer.Exit(1)
+
+
+@app.command()
+def sweep(
+    sweep_file: Path = typer.Argument(..., help="sweep file (YAML), e.g. scenarios/sweeps/quickstart.yaml"),
+    executor: str = typer.Option("process", "--executor", "-e", help="serial, process (all cores) or dask"),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="worker processes (default: all cores)"),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="address of a running Dask scheduler"),
+    resume: bool = typer.Option(False, "--resume", help="finish an interrupted sweep (the newest for this "
+                                "sweep file, or --out DIR) without repeating or losing trials"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="results directory (default results/<name>-<time>)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object: summary and analysis"),
+) -> None:
+    """Run a sweep: every cell of the grid, on one core, all cores or a Dask cluster."""
+    from .executors import EXECUTORS
+    if executor not in EXECUTORS:
+        _fail(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
+    if scheduler and executor != "dask":
+        _fail("--scheduler needs --executor dask")
+    state: dict = {}
+
+    def on_start(total: int, done: int) -> None:
+        state["bar"], state["tick"] = _progress(total - done) if total > done else (None, None)
+        if done:
+            err.print(f"resuming: {done} of {total} trials already done", highlight=False)
+        if state["bar"]:
+            state["bar"].start()
+
+    def tick(rec) -> None:
+        if state.get("tick"):
+            state["tick"](rec)
+
+    try:
+        summary, run_dir = _guard(lambda: _lookup(lambda: runner.run_sweep(
+            sweep_file, executor=executor, workers=workers, scheduler=scheduler, resume=resume,
+            out=out_dir, progress=tick, on_start=on_start)))
+    except KeyboardInterrupt:
+        _fail("interrupted; finished trials are saved: run again with --resume to finish", 130)
+    finally:
+        if state.get("bar"):
+            state["bar"].stop()
+    analysis = _guard(lambda: runner.analyze_results(run_dir))
+    if as_json:
+        print(json.dumps({**summary, "results_dir": str(run_dir), "analysis": analysis}, indent=2, default=str))
+    else:
+        _print_analysis(analysis, f"sweep {Path(sweep_file).name}")
+        err.print(f"{summary['trials']} trials ({summary['ran_now']} run now) — results: {run_dir}", highlight=False)
+    if summary["outcomes"]["error"]:
+        err.print(f"{summary['outcomes']['error']} trial(s) ended in error, e.g.: "
+                  f"{summary['errors'][0] if summary['errors'] else '?'}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _lookup(fn):
+    try:
+        return fn()
+    except LookupError as e:
+        raise UserError(str(e.args[0])) from None
+
+
+@app.command()
+def analyze(
+    results: Path = typer.Argument(..., help="a results directory, or a table (CSV, JSONL, JSON) of "
+                                   "task, trial, success or reward, and optionally length"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    seed: int = typer.Option(0, "--seed", help="seed of the bootstrap"),
+    n_boot: int = typer.Option(1000, "--bootstrap", min=50, help="bootstrap replicates"),
+) -> None:
+    """Success rate, pass^k, and how success decays with length (horizons, hazard law)."""
+    a = _guard(lambda: _lookup(lambda: runner.analyze_results(results, seed=seed, n_boot=n_boot)))
+    if as_json:
+        print(json.dumps(a, indent=2, default=str))
+    else:
+        _print_analysis(a, str(results))
+
+
+@app.command()
+def query(
+    results: Path = typer.Argument(..., help="a results directory"),
+    sql: str = typer.Argument("SELECT agent, profile, fault, count(*) AS n, avg(success::INT) AS success_rate "
+                              "FROM trials GROUP BY ALL ORDER BY ALL", help="SQL over tables `trials` and `events`"),
+    as_json: bool = typer.Option(False, "--json", help="rows as JSON objects"),
+) -> None:
+    """Query a results directory with SQL (DuckDB)."""
+    from .store import query as run_query
+    if not (results / "records.jsonl").exists():
+        _fail(f"{results} is not a results directory (no records.jsonl)")
+    try:
+        cols, rows = run_query(results, sql)
+    except Exception as e:  # SQL errors are the user's input
+        _fail(f"query failed: {str(e).splitlines()[0]}")
+    if as_json:
+        print(json.dumps([dict(zip(cols, r)) for r in rows], indent=2, default=str))
+        return
+    t = Table(show_header=True, header_style="bold")
+    for c in cols:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*[escape(str(v)) for v in r])
+    out.print(t)
+
+
+@app.command()
+def export(
+    results: Path = typer.Argument(..., help="a results directory"),
+    output: Path = typer.Argument(..., help="file to write: .parquet or .csv"),
+    sql: str = typer.Option("SELECT * FROM trials", "--sql", help="what to export"),
+) -> None:
+    """Export trials (or any query) to Parquet or CSV."""
+    from .store import export as run_export
+    if not (results / "records.jsonl").exists():
+        _fail(f"{results} is not a results directory (no records.jsonl)")
+    try:
+        run_export(results, output, sql=sql)
+    except ValueError as e:
+        _fail(str(e))
+    except Exception as e:
+        _fail(f"export failed: {str(e).splitlines()[0]}")
+    err.print(f"wrote {output}", highlight=False)
+
+
+def _ci(d: dict | None, fmt="{:.0f}") -> str:
+    if not d or d.get("estimate") is None:
+        return "-"
+    lo, hi = d.get("ci_low"), d.get("ci_high")
+    ci = f" ({fmt.format(lo)}–{fmt.format(hi)})" if lo is not None and hi is not None else ""
+    return fmt.format(d["estimate"]) + ci
+
+
+def _print_analysis(a: dict, title: str) -> None:
+    out.print(f"[bold]{escape(title)}[/]: {a['n_trials']} trials over {a.get('n_tasks', '?')} tasks; success "
+              f"{_pct(a['success_rate'])} (95% CI {_pct(a['ci_low'])}–{_pct(a['ci_high'])}, n={a['n_trials']})"
+              + (f"; {a['error_trials_excluded']} harness-error trials excluded" if a.get("error_trials_excluded") else ""))
+    if a.get("pass_hat_k"):
+        out.print("pass^k: " + "  ".join(f"k={k} {v:.3f}" for k, v in a["pass_hat_k"].items()), highlight=False)
+    cells = a.get("cells") or [dict(a)]
+    t = Table(show_header=True, header_style="bold", title="by cell (95% intervals)", title_justify="left")
+    keys = [k for k in ("agent", "profile", "fault", "scenario") if k in cells[0]]
+    for k in keys:
+        t.add_column(k)
+    for c in ("n", "success %", "H50 steps", "H80 steps", "per-step p", "H50 virtual time"):
+        t.add_column(c, justify="right")
+    for c in cells:
+        h50t = c.get("horizon_50_time_s")
+        t.add_row(*[escape(str(c.get(k))) for k in keys], str(c["n_trials"]),
+                  f"{100 * c['success_rate']:.0f} ({100 * c['ci_low']:.0f}–{100 * c['ci_high']:.0f})",
+                  _ci(c.get("horizon_50")), _ci(c.get("horizon_80")),
+                  _ci(c.get("per_step_reliability"), "{:.3f}"),
+                  (_dur(h50t["estimate"]) + f"\n({_dur(h50t['ci_low'])}–{_dur(h50t['ci_high'])})")
+                  if h50t and h50t.get("ci_low") is not None else "-")
+    out.print(t)
+    w = a.get("weibull") or {}
+    hc = w.get("hazard_check") or {}
+    if hc:
+        out.print(f"hazard law (all trials): Weibull k = {w.get('k', float('nan')):.2f}; better fit: "
+                  f"{hc.get('better_fit')} (hazard {hc.get('hazard_trend', '?')}, LR p = {hc.get('p_value', float('nan')):.3g})",
+                  highlight=False)
 
 
 def _print_summary(s: dict, spec, run_dir: Path) -> None:

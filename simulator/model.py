@@ -182,7 +182,7 @@ class Brain:
         for k, v in list(args.items()):
             key = f"{step_id}.{k}"
             if key in b.override:
-                if uniform(self.s.seed, self.s.trial_id, "goal", key) < self.s.profile.track_goal_change:
+                if uniform(self.s.seed, self.s.scenario_key, self.s.replicate, "goal", key) < self.s.profile.track_goal_change:
                     args[k] = b.override[key]
                 else:
                     self.s.trace.emit("goal_change_missed", role=self.role, step=step_id, arg=k)

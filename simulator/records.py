@@ -1,14 +1,8 @@
-"""TrialRecords and the results directory: manifest, records and events as JSON lines.
-
-Records and events are appended and flushed as each trial finishes, so a crash or
-a Ctrl-C loses at most the trials in flight.
-"""
+"""TrialRecords: the versioned result of one trial, and reading them back."""
 from __future__ import annotations
 
 import json
-import os
 import platform
-import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
@@ -68,42 +62,6 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-class ResultsStore:
-    """results/<run-id>/: manifest.json, records.jsonl, events.jsonl."""
-
-    def __init__(self, root: Path, manifest: dict):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                         "versions": versions(), **manifest}
-        _atomic_write(self.root / "manifest.json", json.dumps(self.manifest, indent=2, default=str))
-        self._records = open(self.root / "records.jsonl", "a", encoding="utf-8")
-        self._events = open(self.root / "events.jsonl", "a", encoding="utf-8")
-
-    def append(self, record: TrialRecord, events: list[dict]) -> None:
-        self._events.writelines(json.dumps(e, default=str) + "\n" for e in events)
-        self._events.flush()
-        self._records.write(record.model_dump_json() + "\n")
-        self._records.flush()
-        os.fsync(self._records.fileno())
-
-    def finish(self, summary: dict) -> None:
-        self.manifest["summary"] = summary
-        _atomic_write(self.root / "manifest.json", json.dumps(self.manifest, indent=2, default=str))
-        self.close()
-
-    def close(self) -> None:
-        for f in (self._records, self._events):
-            if not f.closed:
-                f.close()
 
 
 def read_records(run_dir: Path) -> list[TrialRecord]:

@@ -9,7 +9,8 @@ from .designs import load_factory
 from .faults import check_faults, normalize_faults
 from .engine import Job, run_jobs
 from .profiles import get_profile
-from .records import ResultsStore, TrialRecord, find_trial
+from .records import TrialRecord, find_trial
+from .store import ResultsStore, build_db, flatten, iter_records
 from .spec import TrialSpec, digest
 from .stats import mean_ci, wilson
 from .templates import resolve_scenario
@@ -119,7 +120,126 @@ def run_specs(specs: list[TrialSpec], *, out: Path | None = None, manifest: dict
     summary = summarize(records)
     if store:
         store.finish(summary)
+        build_db(out)
     return records, summary
+
+
+def run_sweep(path: str | Path, *, executor: str = "process", workers: int | None = None,
+              scheduler: str | None = None, resume: bool = False, out: Path | None = None,
+              progress: Callable[[TrialRecord], None] | None = None,
+              on_start: Callable[[int, int], None] | None = None) -> tuple[dict, Path]:
+    """Expand a sweep file, run what is not yet done, and return (summary, results dir).
+
+    The driver streams: each finished trial is appended to the store and dropped, so
+    its memory does not grow with the number of trials."""
+    from .executors import execute
+    from .sweep import expand, load_sweep
+    sweep = load_sweep(path)
+    specs = expand(sweep, str(path))
+    if out is None:
+        base = Path("results")
+        if resume:
+            prior = sorted(base.glob(f"{sweep.name}-*/manifest.json"), key=lambda p: p.stat().st_mtime)
+            if not prior:
+                raise LookupError(f"nothing to resume: no results/{sweep.name}-* directory; run without --resume")
+            out = prior[-1].parent
+        else:
+            out = base / f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    elif resume and not (Path(out) / "records.jsonl").exists():
+        raise LookupError(f"nothing to resume in {out}: it has no records.jsonl")
+    manifest = {"run_id": Path(out).name, "command": "sweep", "sweep_file": str(path),
+                "sweep": sweep.model_dump(mode="json"), "seed": sweep.seed, "trials": len(specs),
+                "executor": executor}
+    store = ResultsStore(out, manifest, resume=resume)
+    todo = [s for s in specs if s.id not in store.done]
+    if on_start:
+        on_start(len(specs), len(specs) - len(todo))
+    counts = {"trials": 0}
+    try:
+        for rec, events in execute(todo, executor=executor, workers=workers, scheduler=scheduler,
+                                   concurrency=sweep.concurrency):
+            store.append(rec, events)
+            counts["trials"] += 1
+            if progress:
+                progress(rec)
+    finally:
+        store.close()
+    records = list(iter_records(out))
+    summary = summarize(records)
+    summary["ran_now"] = counts["trials"]
+    summary["resumed_from"] = len(specs) - len(todo)
+    store.finish(summary)
+    build_db(out)
+    return summary, Path(out)
+
+
+def rows_from_records(records) -> tuple[list[dict], int]:
+    """Analysis rows (task, trial, success, length, cells) from records; harness errors are
+    kept apart, never counted as agent failures. Returns (rows, number of error trials)."""
+    rows, errors = [], 0
+    for r in records:
+        if r.outcome == "error":
+            errors += 1
+            continue
+        f = flatten(r)
+        rows.append({"task": f["task"], "trial": r.replicate, "success": r.outcome == "success",
+                     "length": max(1, r.golden_length), "sim_time_s": r.sim_time_s, "agent": f["agent"],
+                     "profile": r.profile, "fault": f["fault"], "scenario": f["scenario_ref"],
+                     "fault_never_fired": f["fault_never_fired"]})
+    return rows, errors
+
+
+def analyze_results(path: str | Path, *, seed: int = 0, n_boot: int = 1000) -> dict:
+    """Analysis of a results directory (records) or an external table (CSV, JSONL, JSON)."""
+    from . import analysis
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "records.jsonl").exists():
+            raise LookupError(f"{p} is not a results directory (no records.jsonl)")
+        rows, errors = rows_from_records(iter_records(p))
+        source = "attrition"
+    elif p.exists():
+        rows, errors, source = analysis.load_table(p), 0, "table"
+    else:
+        raise LookupError(f"no such results directory or table: {p}")
+    if not rows:
+        raise LookupError(f"{p} holds no trials to analyse" + (f" ({errors} harness errors)" if errors else ""))
+    out = analysis.analyze(rows, seed=seed, n_boot=n_boot)
+    out["source"] = source
+    out["error_trials_excluded"] = errors
+    keys = [k for k in ("agent", "profile", "fault", "scenario") if len({r.get(k) for r in rows}) > 1]
+    if keys:
+        cells = {}
+        for r in rows:
+            cells.setdefault(tuple(r.get(k) for k in keys), []).append(r)
+        out["cells"] = [{**dict(zip(keys, key)), **_cell(rs, seed, n_boot)} for key, rs in sorted(cells.items(), key=str)]
+    if "fault" in keys:
+        groups = {}
+        for r in rows:
+            groups.setdefault((r.get("agent"), r.get("profile")), []).append(r)
+        out["fault_effects"] = [{"agent": a, "profile": pr, "effects": analysis.fault_effects(
+            rs, baseline="none" if any(x["fault"] == "none" for x in rs) else rs[0]["fault"],
+            seed=seed, n_boot=n_boot)} for (a, pr), rs in sorted(groups.items(), key=str)]
+        out["success_by_fault_length"] = analysis.success_by_cell(rows, ["fault", "length"])
+    return out
+
+
+def _cell(rows: list[dict], seed: int, n_boot: int) -> dict:
+    from . import analysis
+    a = analysis.analyze(rows, seed=seed, n_boot=n_boot)
+    keep = ("n_trials", "n_tasks", "successes", "success_rate", "ci_low", "ci_high", "pass_hat_k",
+            "horizon_50", "horizon_80", "per_step_reliability", "half_length", "weibull", "by_length")
+    cell = {k: a.get(k) for k in keep if k in a}
+    # horizons in virtual time: steps times the virtual seconds a successful step takes
+    ok = [r for r in rows if r["success"] and r.get("sim_time_s")]
+    if ok and cell.get("horizon_50") and cell["horizon_50"].get("estimate"):
+        per_step = sum(r["sim_time_s"] for r in ok) / sum(r["length"] for r in ok)
+        cell["seconds_per_step"] = per_step
+        for h in ("horizon_50", "horizon_80"):
+            if cell.get(h) and cell[h].get("estimate") is not None:
+                cell[h + "_time_s"] = {k: (v * per_step if isinstance(v, (int, float)) else v)
+                                       for k, v in cell[h].items() if k in ("estimate", "ci_low", "ci_high")}
+    return cell
 
 
 def replay(trial_id: str, roots: list[Path]) -> tuple[TrialRecord, TrialRecord, list[dict], Path]:

@@ -38,6 +38,7 @@ class TrialSpec(BaseModel):
     seed: int = 0
     replicate: int = 0
     budgets: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict, description="labels of the sweep cell (fault setting, agent)")
 
     @property
     def id(self) -> str:

@@ -59,6 +59,9 @@ def normalize_faults(raw: list, where: str = "faults") -> tuple[dict, ...]:
         if not isinstance(item, dict) or "name" not in item:
             raise FaultConfigError(f"{where}[{i}]: a fault needs a `name`")
         item = dict(item)
+        if isinstance(item.get("params"), dict) and isinstance(item.get("trigger"), dict):
+            item = {**{k: v for k, v in item.items() if k not in ("params", "trigger")},
+                    **item["params"], **item["trigger"]}  # already canonical: validate again
         name = item.pop("name")
         if name not in CATALOGUE:
             raise FaultConfigError(f"{where}[{i}]: unknown fault {name!r}; known faults: "

@@ -1,0 +1,210 @@
+"""The results store: an append-only, crash-safe log plus an embedded analytic database.
+
+results/<run>/
+  manifest.json    what ran: spec or sweep file, seed, package versions, summary
+  records.jsonl    one TrialRecord per line, appended (flushed and fsynced) as each trial ends
+  events.jsonl     every event of every finished trial, written before its record
+  results.duckdb   the records as a flat SQL table `trials` (and a view `events`), rebuilt
+                   from the log at the end of a run; query it, or export to Parquet/CSV
+
+A trial's events are written before its record, and a record line is the commit: a
+run killed with SIGKILL loses only the trials in flight, and a resumed run drops
+events of trials that never committed, so each trial appears exactly once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from .records import TrialRecord, versions
+
+
+def atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def committed_ids(root: Path) -> set[str]:
+    """Trial ids with a complete record line (a torn last line is not a commit)."""
+    ids: set[str] = set()
+    path = Path(root) / "records.jsonl"
+    if path.exists():
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    ids.add(json.loads(line)["trial_id"])
+                except (ValueError, KeyError):
+                    continue
+    return ids
+
+
+def _repair(root: Path, keep: set[str]) -> None:
+    """Drop torn lines and duplicate records, and events of trials that never committed."""
+    rec = root / "records.jsonl"
+    if rec.exists():
+        seen, lines = set(), []
+        for line in rec.read_text(encoding="utf-8").splitlines():
+            try:
+                tid = json.loads(line)["trial_id"]
+            except (ValueError, KeyError):
+                continue
+            if tid not in seen:
+                seen.add(tid)
+                lines.append(line)
+        atomic_write(rec, "".join(x + "\n" for x in lines))
+    ev = root / "events.jsonl"
+    if ev.exists():
+        tmp = ev.with_suffix(".jsonl.tmp")
+        with open(ev, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
+            for line in src:
+                try:
+                    if json.loads(line).get("trial") in keep:
+                        dst.write(line if line.endswith("\n") else line + "\n")
+                except ValueError:
+                    continue
+        os.replace(tmp, ev)
+
+
+class ResultsStore:
+    def __init__(self, root: Path, manifest: dict, resume: bool = False):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.done = committed_ids(self.root) if resume else set()
+        if resume:
+            _repair(self.root, self.done)
+        else:
+            for name in ("records.jsonl", "events.jsonl", "results.duckdb"):
+                (self.root / name).unlink(missing_ok=True)
+        self.manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         "versions": versions(), **manifest}
+        if resume and (self.root / "manifest.json").exists():
+            old = json.loads((self.root / "manifest.json").read_text())
+            self.manifest["created"] = old.get("created", self.manifest["created"])
+            self.manifest["resumed"] = old.get("resumed", 0) + 1
+        atomic_write(self.root / "manifest.json", json.dumps(self.manifest, indent=2, default=str))
+        self._records = open(self.root / "records.jsonl", "a", encoding="utf-8")
+        self._events = open(self.root / "events.jsonl", "a", encoding="utf-8")
+
+    def append(self, record: TrialRecord, events: list[dict]) -> None:
+        self._events.writelines(json.dumps(e, default=str) + "\n" for e in events)
+        self._events.flush()
+        self._records.write(record.model_dump_json() + "\n")
+        self._records.flush()
+        os.fsync(self._records.fileno())
+
+    def finish(self, summary: dict) -> None:
+        self.close()
+        self.manifest["summary"] = summary
+        atomic_write(self.root / "manifest.json", json.dumps(self.manifest, indent=2, default=str))
+
+    def close(self) -> None:
+        for f in (self._records, self._events):
+            if not f.closed:
+                f.close()
+
+
+def iter_records(root: Path) -> Iterator[TrialRecord]:
+    path = Path(root) / "records.jsonl"
+    seen = set()
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                r = TrialRecord.model_validate_json(line)
+            except ValueError:
+                continue
+            if r.trial_id not in seen:
+                seen.add(r.trial_id)
+                yield r
+
+
+def flatten(r: TrialRecord) -> dict[str, Any]:
+    """One flat row per trial: what SQL, Parquet and the analysis functions want."""
+    spec = r.spec
+    sc = spec.get("scenario", {})
+    tags = spec.get("tags", {}) or {}
+    faults = spec.get("faults", []) or []
+    return {
+        "trial_id": r.trial_id, "scenario": r.scenario, "scenario_ref": sc.get("ref"),
+        "scenario_params": json.dumps(sc.get("params", {}), sort_keys=True),
+        "task": f"{sc.get('ref')}|{json.dumps(sc.get('params', {}), sort_keys=True)}",
+        "length": r.golden_length, "agent": tags.get("agent", r.agent), "agent_ref": r.agent,
+        "agent_params": json.dumps(spec.get("agent_params", {}), sort_keys=True),
+        "profile": r.profile, "fault": tags.get("fault", "+".join(f["id"] for f in faults) or "none"),
+        "seed": r.seed, "replicate": r.replicate, "outcome": r.outcome,
+        "success": r.outcome == "success", "failure_mode": r.failure_mode, "error": r.error,
+        "steps": r.steps, "model_calls": r.model_calls, "tool_calls": r.tool_calls,
+        "tokens_in": r.tokens_in, "tokens_out": r.tokens_out, "sim_time_s": r.sim_time_s,
+        "wall_time_s": r.wall_time_s, "turns_completed": r.turns_completed,
+        "clarifications": r.clarifications, "guesses": r.guesses, "injections_obeyed": r.injections_obeyed,
+        "faults_fired": json.dumps(r.faults_fired, sort_keys=True), "fault_never_fired": bool(r.faults_not_fired),
+    }
+
+
+COLUMNS = list(flatten(TrialRecord(trial_id="x", spec={}, scenario="", agent="", profile="", seed=0,
+                                   replicate=0, outcome="success")).keys())
+
+
+def build_db(root: Path) -> Path:
+    """(Re)build results.duckdb from the log: table `trials`, view `events`."""
+    import duckdb
+    root = Path(root)
+    db = root / "results.duckdb"
+    tmp = root / "results.duckdb.tmp"
+    tmp.unlink(missing_ok=True)
+    flat = root / ".trials.jsonl"
+    with open(flat, "w", encoding="utf-8") as f:
+        for r in iter_records(root):
+            f.write(json.dumps(flatten(r)) + "\n")
+    con = duckdb.connect(str(tmp))
+    try:
+        if flat.stat().st_size:
+            con.execute("CREATE TABLE trials AS SELECT * FROM read_json(?, format='newline_delimited')",
+                        [str(flat)])
+        else:
+            con.execute("CREATE TABLE trials (trial_id VARCHAR)")
+        ev = (root / "events.jsonl").resolve()
+        if ev.exists() and ev.stat().st_size:
+            # a view: events stay in their log and are read only when queried
+            con.execute(f"CREATE VIEW events AS SELECT * FROM read_json_auto('{ev}', format='newline_delimited', "
+                        "union_by_name=true, sample_size=-1)")
+    finally:
+        con.close()
+        flat.unlink(missing_ok=True)
+    os.replace(tmp, db)
+    return db
+
+
+def query(root: Path, sql: str) -> tuple[list[str], list[tuple]]:
+    import duckdb
+    root = Path(root)
+    db = root / "results.duckdb"
+    if not db.exists() or db.stat().st_mtime < (root / "records.jsonl").stat().st_mtime:
+        build_db(root)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        cur = con.execute(sql)
+        return [d[0] for d in cur.description], cur.fetchall()
+    finally:
+        con.close()
+
+
+def export(root: Path, out: Path, fmt: str | None = None, sql: str = "SELECT * FROM trials") -> Path:
+    import duckdb
+    fmt = fmt or Path(out).suffix.lstrip(".")
+    if fmt not in ("parquet", "csv"):
+        raise ValueError(f"export format must be parquet or csv, not {fmt!r}")
+    root = Path(root)
+    db = root / "results.duckdb"
+    if not db.exists() or db.stat().st_mtime < (root / "records.jsonl").stat().st_mtime:
+        build_db(root)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        opts = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER"
+        con.execute(f"COPY ({sql}) TO '{Path(out).resolve()}' ({opts})")
+    finally:
+        con.close()
+    return Path(out)
