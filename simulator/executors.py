@@ -2,15 +2,17 @@
 
 Every executor runs the same function on the same chunks of specs, and a trial's
 record depends only on its spec, so all three give identical records. Results are
-yielded as chunks finish; at most a few chunks per worker are in flight, so the
+yielded as chunks finish, as (record, events as JSON lines); at most a few chunks per worker are in flight, so the
 driver holds neither all specs' results nor any events beyond the current chunk.
 """
 from __future__ import annotations
 
+import itertools
+import json
 import multiprocessing as mp
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from .records import TrialRecord
 from .spec import TrialSpec
@@ -19,25 +21,29 @@ EXECUTORS = ("serial", "process", "dask")
 _MAKER = None  # per worker process: resolved scenarios and factories, reused across chunks
 
 
-def run_chunk(specs: list[dict], concurrency: int = 1) -> list[tuple[dict, list[dict]]]:
+def run_chunk(specs: list[dict], concurrency: int = 1) -> list[tuple[str, str]]:
     """Worker side: run specs (as dicts, so any executor can ship them) and return
-    (record dict, events) pairs. Never raises for a trial: errors become records."""
+    (record JSON, events JSON lines) pairs, serialised here so the driver only writes
+    them. Never raises for a trial: errors become records."""
     global _MAKER
     from .engine import run_jobs
     from .runner import JobMaker
     if _MAKER is None:
         _MAKER = JobMaker()
     parsed = [TrialSpec.model_validate(s) for s in specs]
-    out: list[tuple[dict, list[dict]]] = []
+    out: list[tuple[str, str]] = []
     jobs, failed = [], []
     for s in parsed:
         try:
             jobs.append(_MAKER(s))
         except Exception as e:  # the agent or scenario could not be loaded in this worker
             failed.append(error_record(s, f"{type(e).__name__}: {e}"))
-    run_jobs(jobs, concurrency=concurrency,
-             on_done=lambda r, ev: out.append((r.model_dump(mode="json"), ev)))
-    return out + [(r.model_dump(mode="json"), []) for r in failed]
+    run_jobs(jobs, concurrency=concurrency, on_done=lambda r, ev: out.append((r.model_dump_json(), dumps(ev))))
+    return out + [(r.model_dump_json(), "") for r in failed]
+
+
+def dumps(events: list[dict]) -> str:
+    return "".join(json.dumps(e, default=str) + "\n" for e in events)
 
 
 def error_record(spec: TrialSpec, message: str) -> TrialRecord:
@@ -46,60 +52,75 @@ def error_record(spec: TrialSpec, message: str) -> TrialRecord:
                        outcome="error", error=message)
 
 
-def chunk(specs: list[TrialSpec], concurrency: int, workers: int) -> list[list[TrialSpec]]:
-    """Groups of `concurrency` specs stay together (they share an environment); chunks are
-    small enough that progress is smooth and a lost worker loses little."""
-    groups = [specs[i:i + concurrency] for i in range(0, len(specs), concurrency)]
-    per = max(1, min(8, len(groups) // max(1, workers * 8)))
-    return [[s for g in groups[i:i + per] for s in g] for i in range(0, len(groups), per)]
+def chunks(specs: Iterable[TrialSpec], concurrency: int, per: int) -> Iterator[list[TrialSpec]]:
+    """Chunks of `per` groups; a group of `concurrency` specs shares an environment, so it is
+    never split. Lazy: specs are drawn from the iterable only as chunks are needed."""
+    it = iter(specs)
+    while True:
+        c = list(itertools.islice(it, concurrency * per))
+        if not c:
+            return
+        yield c
 
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def execute(specs: list[TrialSpec], *, executor: str = "process", workers: int | None = None,
-            scheduler: str | None = None, concurrency: int = 1) -> Iterator[tuple[TrialRecord, list[dict]]]:
+def execute(specs: Iterable[TrialSpec], *, executor: str = "process", workers: int | None = None,
+            scheduler: str | None = None, concurrency: int = 1,
+            chunk_groups: int = 4) -> Iterator[tuple[TrialRecord, list[dict]]]:
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
     workers = workers or default_workers()
-    chunks = chunk(specs, concurrency, workers if executor != "serial" else 1)
-    if executor == "serial" or (executor == "process" and workers == 1):
-        for c in chunks:
+    todo = chunks(specs, concurrency, chunk_groups)
+    if executor == "serial":
+        for c in todo:
             yield from _parse(run_chunk([s.model_dump(mode="json") for s in c], concurrency))
     elif executor == "process":
-        yield from _process(chunks, workers, concurrency)
+        yield from _process(todo, workers, concurrency)
     else:
-        yield from _dask(chunks, workers, scheduler, concurrency)
+        yield from _dask(todo, workers, scheduler, concurrency)
 
 
 def _parse(pairs):
     for rec, ev in pairs:
-        yield TrialRecord.model_validate(rec), ev
+        yield TrialRecord.model_validate_json(rec), ev
 
 
 def _process(chunks, workers, concurrency):
-    # forkserver: workers start clean, without copies of the driver's threads
-    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-    pending = list(reversed(chunks))
+    # forkserver: workers start clean, without copies of the driver's threads; the server
+    # imports the engine once, so each worker starts without re-importing LangGraph
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["simulator.engine", "simulator.runner", "simulator.executors"])
+    else:
+        ctx = mp.get_context("spawn")
+    requeued: list = []
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     inflight: dict = {}
     try:
-        while pending or inflight:
-            while pending and len(inflight) < 2 * workers:
-                c = pending.pop()
+        while True:
+            while len(inflight) < 2 * workers:
+                c = requeued.pop() if requeued else next(chunks, None)
+                if c is None:
+                    break
                 inflight[pool.submit(run_chunk, [s.model_dump(mode="json") for s in c], concurrency)] = c
+            if not inflight:
+                break
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
             for fut in done:
-                c = inflight.pop(fut)
+                c = inflight.pop(fut, None)
+                if c is None:  # requeued after the pool broke
+                    continue
                 try:
                     yield from _parse(fut.result())
                 except Exception as e:  # the worker died (e.g. killed, out of memory)
                     for s in c:
-                        yield error_record(s, f"worker failed: {type(e).__name__}: {e}"), []
+                        yield error_record(s, f"worker failed: {type(e).__name__}: {e}"), ""
                     if "BrokenProcessPool" in type(e).__name__:
                         pool.shutdown(wait=False, cancel_futures=True)
-                        pending.extend(inflight.values())
+                        requeued.extend(inflight.values())
                         inflight.clear()
                         pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     finally:
@@ -119,11 +140,9 @@ def _dask(chunks, workers, scheduler, concurrency):
                                dashboard_address=None, silence_logs=40)
         client = Client(cluster)
     try:
-        pending = list(reversed(chunks))
         futures = {}
         ac = as_completed()
-        while pending and len(futures) < 2 * workers:
-            c = pending.pop()
+        while len(futures) < 2 * workers and (c := next(chunks, None)) is not None:
             f = client.submit(run_chunk, [s.model_dump(mode="json") for s in c], concurrency, pure=False)
             futures[f.key] = c
             ac.add(f)
@@ -133,10 +152,9 @@ def _dask(chunks, workers, scheduler, concurrency):
                 yield from _parse(fut.result())
             except Exception as e:
                 for s in c:
-                    yield error_record(s, f"worker failed: {type(e).__name__}: {e}"), []
+                    yield error_record(s, f"worker failed: {type(e).__name__}: {e}"), ""
             fut.release()
-            if pending:
-                c = pending.pop()
+            if (c := next(chunks, None)) is not None:
                 f = client.submit(run_chunk, [s.model_dump(mode="json") for s in c], concurrency, pure=False)
                 futures[f.key] = c
                 ac.add(f)

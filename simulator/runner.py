@@ -52,45 +52,68 @@ class JobMaker:
         return Job(spec, sc, self._factories[spec.agent], self.model_factory)
 
 
-def summarize(records: list[TrialRecord]) -> dict:
-    n = len(records)
-    succ = sum(r.outcome == "success" for r in records)
-    lo, hi = wilson(succ, n)
-    steps = mean_ci([r.steps for r in records])
-    sim = mean_ci([r.sim_time_s for r in records])
-    modes: dict[str, int] = {}
-    for r in records:
+class Summary:
+    """Running totals over records, so a sweep's summary never needs all records at once."""
+
+    def __init__(self) -> None:
+        self.n = self.succ = 0
+        self.outcomes = {o: 0 for o in OUTCOMES}
+        self.modes: dict[str, int] = {}
+        self.steps: list[int] = []  # one int per trial: small, and needed for the interval
+        self.sims: list[float] = []
+        self.sim = self.wall = 0.0
+        self.errors: set[str] = set()
+        self.faults: dict[str, list[int]] = {}  # id -> [firings, trials hit, successes when hit]
+        self.unfired = self.clar = self.guess = self.inj = 0
+
+    def add(self, r: TrialRecord) -> None:
+        self.n += 1
+        self.succ += r.outcome == "success"
+        self.outcomes[r.outcome] += 1
         if r.failure_mode:
-            modes[r.failure_mode] = modes.get(r.failure_mode, 0) + 1
-    return {
-        "trials": n, "successes": succ,
-        "success_rate": succ / n if n else 0.0, "ci_low": lo, "ci_high": hi,
-        "outcomes": {o: sum(r.outcome == o for r in records) for o in OUTCOMES},
-        "failure_modes": dict(sorted(modes.items())),
-        "mean_steps": steps[0], "mean_steps_ci": [steps[1], steps[2]],
-        "mean_sim_time_s": sim[0], "mean_sim_time_ci": [sim[1], sim[2]],
-        "sim_time_s": sum(r.sim_time_s for r in records),
-        "wall_time_s": sum(r.wall_time_s for r in records),
-        "errors": sorted({r.error for r in records if r.outcome == "error" and r.error})[:5],
-        "faults_fired": _fault_counts(records),
-        "trials_with_unfired_faults": sum(bool(r.faults_not_fired) for r in records),
-        "clarifications": sum(r.clarifications for r in records),
-        "guesses": sum(r.guesses for r in records),
-        "injections_obeyed": sum(r.injections_obeyed for r in records),
-    }
+            self.modes[r.failure_mode] = self.modes.get(r.failure_mode, 0) + 1
+        self.steps.append(r.steps)
+        self.sims.append(r.sim_time_s)
+        self.sim += r.sim_time_s
+        self.wall += r.wall_time_s
+        if r.outcome == "error" and r.error and len(self.errors) < 5:
+            self.errors.add(r.error)
+        for f in list(r.faults_fired) + r.faults_not_fired:
+            c = self.faults.setdefault(f, [0, 0, 0])
+            c[0] += r.faults_fired.get(f, 0)
+            if r.faults_fired.get(f):
+                c[1] += 1
+                c[2] += r.outcome == "success"
+        self.unfired += bool(r.faults_not_fired)
+        self.clar += r.clarifications
+        self.guess += r.guesses
+        self.inj += r.injections_obeyed
+
+    def result(self) -> dict:
+        lo, hi = wilson(self.succ, self.n)
+        steps, sim = mean_ci(self.steps), mean_ci(self.sims)
+        faults = {}
+        for f, (firings, hit, succ) in sorted(self.faults.items()):
+            flo, fhi = wilson(succ, hit)
+            faults[f] = {"firings": firings, "trials_hit": hit,
+                         "success_rate_when_hit": succ / hit if hit else None, "ci_low": flo, "ci_high": fhi}
+        return {
+            "trials": self.n, "successes": self.succ,
+            "success_rate": self.succ / self.n if self.n else 0.0, "ci_low": lo, "ci_high": hi,
+            "outcomes": dict(self.outcomes), "failure_modes": dict(sorted(self.modes.items())),
+            "mean_steps": steps[0], "mean_steps_ci": [steps[1], steps[2]],
+            "mean_sim_time_s": sim[0], "mean_sim_time_ci": [sim[1], sim[2]],
+            "sim_time_s": self.sim, "wall_time_s": self.wall, "errors": sorted(self.errors),
+            "faults_fired": faults, "trials_with_unfired_faults": self.unfired,
+            "clarifications": self.clar, "guesses": self.guess, "injections_obeyed": self.inj,
+        }
 
 
-def _fault_counts(records: list[TrialRecord]) -> dict[str, dict]:
-    """Per fault: firings, and the trials it fired in (with their success rate and CI)."""
-    ids = sorted({f for r in records for f in list(r.faults_fired) + r.faults_not_fired})
-    out = {}
-    for f in ids:
-        hit = [r for r in records if r.faults_fired.get(f)]
-        succ = sum(r.outcome == "success" for r in hit)
-        lo, hi = wilson(succ, len(hit))
-        out[f] = {"firings": sum(r.faults_fired.get(f, 0) for r in records), "trials_hit": len(hit),
-                  "success_rate_when_hit": succ / len(hit) if hit else None, "ci_low": lo, "ci_high": hi}
-    return out
+def summarize(records) -> dict:
+    acc = Summary()
+    for r in records:
+        acc.add(r)
+    return acc.result()
 
 
 def default_run_dir(base: Path, specs: list[TrialSpec]) -> Path:
@@ -133,9 +156,9 @@ def run_sweep(path: str | Path, *, executor: str = "process", workers: int | Non
     The driver streams: each finished trial is appended to the store and dropped, so
     its memory does not grow with the number of trials."""
     from .executors import execute
-    from .sweep import expand, load_sweep
+    from .sweep import iter_specs, load_sweep, plan
     sweep = load_sweep(path)
-    specs = expand(sweep, str(path))
+    cells, merged, total = plan(sweep, str(path))
     if out is None:
         base = Path("results")
         if resume:
@@ -148,12 +171,13 @@ def run_sweep(path: str | Path, *, executor: str = "process", workers: int | Non
     elif resume and not (Path(out) / "records.jsonl").exists():
         raise LookupError(f"nothing to resume in {out}: it has no records.jsonl")
     manifest = {"run_id": Path(out).name, "command": "sweep", "sweep_file": str(path),
-                "sweep": sweep.model_dump(mode="json"), "seed": sweep.seed, "trials": len(specs),
+                "sweep": sweep.model_dump(mode="json"), "seed": sweep.seed, "trials": total,
                 "executor": executor}
     store = ResultsStore(out, manifest, resume=resume)
-    todo = [s for s in specs if s.id not in store.done]
+    done = len(store.done)
+    todo = (s for s in iter_specs(sweep, cells, merged) if s.id not in store.done)
     if on_start:
-        on_start(len(specs), len(specs) - len(todo))
+        on_start(total, done)
     counts = {"trials": 0}
     try:
         for rec, events in execute(todo, executor=executor, workers=workers, scheduler=scheduler,
@@ -164,10 +188,9 @@ def run_sweep(path: str | Path, *, executor: str = "process", workers: int | Non
                 progress(rec)
     finally:
         store.close()
-    records = list(iter_records(out))
-    summary = summarize(records)
+    summary = summarize(iter_records(out))
     summary["ran_now"] = counts["trials"]
-    summary["resumed_from"] = len(specs) - len(todo)
+    summary["resumed_from"] = done
     store.finish(summary)
     build_db(out)
     return summary, Path(out)
@@ -182,7 +205,10 @@ def rows_from_records(records) -> tuple[list[dict], int]:
             errors += 1
             continue
         f = flatten(r)
-        rows.append({"task": f["task"], "trial": r.replicate, "success": r.outcome == "success",
+        # a task is a scenario with its parameters as one design, profile and fault setting
+        # met it (as in tau-bench: pass^k is per agent), so replicates are its trials
+        task = f"{f['task']}|{f['agent']}|{r.profile}|{f['fault']}"
+        rows.append({"task": task, "trial": r.replicate, "success": r.outcome == "success",
                      "length": max(1, r.golden_length), "sim_time_s": r.sim_time_s, "agent": f["agent"],
                      "profile": r.profile, "fault": f["fault"], "scenario": f["scenario_ref"],
                      "fault_never_fired": f["fault_never_fired"]})

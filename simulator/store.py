@@ -4,7 +4,8 @@ results/<run>/
   manifest.json    what ran: spec or sweep file, seed, package versions, summary
   records.jsonl    one TrialRecord per line, appended (flushed and fsynced) as each trial ends
   events.jsonl     every event of every finished trial, written before its record
-  results.duckdb   the records as a flat SQL table `trials` (and a view `events`), rebuilt
+  results.duckdb   the records as a flat SQL table `trials` (and a view `events` over the log:
+                   trial, seq, t, event, and the whole event as `json`), rebuilt
                    from the log at the end of a run; query it, or export to Parquet/CSV
 
 A trial's events are written before its record, and a record line is the commit: a
@@ -89,8 +90,12 @@ class ResultsStore:
         self._records = open(self.root / "records.jsonl", "a", encoding="utf-8")
         self._events = open(self.root / "events.jsonl", "a", encoding="utf-8")
 
-    def append(self, record: TrialRecord, events: list[dict]) -> None:
-        self._events.writelines(json.dumps(e, default=str) + "\n" for e in events)
+    def append(self, record: TrialRecord, events: list[dict] | str) -> None:
+        """Events first, then the record line that commits the trial."""
+        if isinstance(events, str):
+            self._events.write(events)
+        else:
+            self._events.writelines(json.dumps(e, default=str) + "\n" for e in events)
         self._events.flush()
         self._records.write(record.model_dump_json() + "\n")
         self._records.flush()
@@ -144,8 +149,10 @@ def flatten(r: TrialRecord) -> dict[str, Any]:
     }
 
 
-COLUMNS = list(flatten(TrialRecord(trial_id="x", spec={}, scenario="", agent="", profile="", seed=0,
-                                   replicate=0, outcome="success")).keys())
+_SQL = {bool: "BOOLEAN", int: "BIGINT", float: "DOUBLE", str: "VARCHAR"}
+COLUMN_TYPES = {k: _SQL.get(type(v), "VARCHAR") for k, v in flatten(TrialRecord(
+    trial_id="x", spec={}, scenario="", agent="", profile="", seed=0, replicate=0, outcome="success",
+    failure_mode="", error="")).items()}
 
 
 def build_db(root: Path) -> Path:
@@ -155,25 +162,30 @@ def build_db(root: Path) -> Path:
     db = root / "results.duckdb"
     tmp = root / "results.duckdb.tmp"
     tmp.unlink(missing_ok=True)
-    flat = root / ".trials.jsonl"
-    with open(flat, "w", encoding="utf-8") as f:
-        for r in iter_records(root):
-            f.write(json.dumps(flatten(r)) + "\n")
-    con = duckdb.connect(str(tmp))
+    # one thread and a memory cap: the store is built beside running work, not instead of it
+    con = duckdb.connect(str(tmp), config={"threads": 1, "memory_limit": "512MB"})
     try:
-        if flat.stat().st_size:
-            con.execute("CREATE TABLE trials AS SELECT * FROM read_json(?, format='newline_delimited')",
-                        [str(flat)])
-        else:
-            con.execute("CREATE TABLE trials (trial_id VARCHAR)")
+        cols = ", ".join(f'"{c}" {t}' for c, t in COLUMN_TYPES.items())
+        con.execute(f"CREATE TABLE trials ({cols})")
+        marks = ", ".join("?" for _ in COLUMN_TYPES)
+        batch: list[tuple] = []
+        for r in iter_records(root):  # in batches: memory stays flat however long the log
+            row = flatten(r)
+            batch.append(tuple(row[c] for c in COLUMN_TYPES))
+            if len(batch) == 500:
+                con.executemany(f"INSERT INTO trials VALUES ({marks})", batch)
+                batch = []
+        if batch:
+            con.executemany(f"INSERT INTO trials VALUES ({marks})", batch)
         ev = (root / "events.jsonl").resolve()
         if ev.exists() and ev.stat().st_size:
             # a view: events stay in their log and are read only when queried
-            con.execute(f"CREATE VIEW events AS SELECT * FROM read_json_auto('{ev}', format='newline_delimited', "
-                        "union_by_name=true, sample_size=-1)")
+            # (no schema inference: it would read the whole log; fields are in `json`, e.g. json->>'tool')
+            con.execute("CREATE VIEW events AS SELECT json->>'trial' AS trial, (json->>'seq')::INTEGER AS seq, "
+                        "(json->>'t')::DOUBLE AS t, json->>'event' AS event, json "
+                        f"FROM read_json_objects('{ev}', format='newline_delimited')")
     finally:
         con.close()
-        flat.unlink(missing_ok=True)
     os.replace(tmp, db)
     return db
 

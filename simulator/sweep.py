@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -91,8 +91,9 @@ def load_sweep(path: str | Path) -> SweepFile:
                                      for err in e.errors()]) from None
 
 
-def expand(sweep: SweepFile, source: str = "sweep") -> list[TrialSpec]:
-    """All TrialSpecs of a sweep, in a fixed order; every reference is checked first."""
+def plan(sweep: SweepFile, source: str = "sweep") -> tuple[list, dict, int]:
+    """Check every reference of a sweep; return (cells, fault settings per cell, number of trials).
+    Raises ScenarioError listing every problem."""
     problems: list[tuple[str, int | None, str]] = []
     for i, prof in enumerate(sweep.profiles):
         try:
@@ -125,14 +126,25 @@ def expand(sweep: SweepFile, source: str = "sweep") -> list[TrialSpec]:
                     check_faults(merged[(ref.digest, name)], sc, where=f"faults.{name}")
                 except FaultConfigError as e:
                     problems.append((f"faults.{name}", None, str(e)))
-            cells.append((sc, ref))
+            cells.append(ref)
     if problems:
         raise ScenarioError(source, list(dict.fromkeys(problems)))
-    specs = []
-    for (sc, ref), (fname, fs), agent, prof, rep in itertools.product(
-            cells, settings.items(), sweep.agents, sweep.profiles, range(sweep.replicates)):
-        specs.append(TrialSpec(
+    n = len(cells) * len(settings) * len(sweep.agents) * len(sweep.profiles) * sweep.replicates
+    return cells, merged, n
+
+
+def iter_specs(sweep: SweepFile, cells: list, merged: dict) -> Iterator[TrialSpec]:
+    """The sweep's TrialSpecs, one at a time and always in the same order: a sweep of a
+    million trials never holds a million specs."""
+    for ref, fname, agent, prof, rep in itertools.product(
+            cells, list(sweep.faults), sweep.agents, sweep.profiles, range(sweep.replicates)):
+        yield TrialSpec(
             scenario=ref, agent=agent.ref, agent_params=agent.params, profile=prof, seed=sweep.seed,
             replicate=rep, budgets=sweep.budgets, faults=merged[(ref.digest, fname)],
-            tags={"fault": fname, "agent": agent.label or agent.ref}))
-    return specs
+            tags={"fault": fname, "agent": agent.label or agent.ref})
+
+
+def expand(sweep: SweepFile, source: str = "sweep") -> list[TrialSpec]:
+    """All TrialSpecs of a sweep, in a fixed order; every reference is checked first."""
+    cells, merged, _ = plan(sweep, source)
+    return list(iter_specs(sweep, cells, merged))

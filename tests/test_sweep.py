@@ -1,0 +1,170 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from simulator.cli import app
+from simulator.executors import execute
+from simulator.runner import analyze_results, run_sweep
+from simulator.scenario import ScenarioError
+from simulator.store import iter_records
+from simulator.sweep import expand, load_sweep
+
+from conftest import FIXTURES, ROOT
+
+SMALL = FIXTURES / "sweeps" / "small.yaml"
+cli = CliRunner()
+
+
+def test_expansion_gives_content_addressed_specs():
+    sw = load_sweep(SMALL)
+    specs = expand(sw)
+    assert len(specs) == 2 * 2 * 2 * 2 * 2  # lengths x tasks x agents x fault settings x replicates
+    assert len({s.id for s in specs}) == len(specs)
+    again = expand(load_sweep(SMALL))
+    assert [s.id for s in specs] == [s.id for s in again]
+    assert {s.tags["fault"] for s in specs} == {"none", "errors"}
+
+
+def test_common_random_numbers_across_designs():
+    specs = [s for s in expand(load_sweep(SMALL)) if s.tags["fault"] == "errors"
+             and s.scenario.params == {"length": 6, "task": 0}]
+    by = {}
+    for rec, lines in execute(specs, executor="serial"):
+        events = [json.loads(x) for x in lines.splitlines()]
+        fired = [e["call"] for e in events if e["event"] == "tool_call" and e.get("faults")]
+        by.setdefault(rec.replicate, {})[rec.agent] = fired
+    for rep, d in by.items():
+        a, b = d["react"], d["react-retry"]
+        n = min(len(a), len(b))
+        assert a[:n] == b[:n]  # the same calls fail for both designs
+
+
+@pytest.mark.parametrize("text, where", [
+    ("name: x\nscenarios: [{ref: chain}]\nprofiles: [medium]\n", "unknown profile 'medium'"),
+    ("name: x\nscenarios: [{ref: chain}]\nfaults: {f: [nope]}\n", "unknown fault 'nope'"),
+    ("name: x\nscenarios: [{ref: chain}]\nagents: [no_such_design]\n", "unknown agent 'no_such_design'"),
+    ("name: x\nscenarios: [{ref: chain, params: {lenght: [1]}}]\n", "unknown parameter"),
+    ("name: x\nscenarios: [{ref: chain}]\nreplicates: 0\n", "replicates"),
+    ("name: x\nscenarios: [{ref: chain}\n", "malformed YAML"),
+])
+def test_bad_sweep_files_say_what_is_wrong(tmp_path, text, where):
+    f = tmp_path / "bad.yaml"
+    f.write_text(text)
+    with pytest.raises(ScenarioError) as e:
+        expand(load_sweep(f), str(f))
+    assert where in str(e.value)
+
+
+def test_bad_sweep_field_has_its_line(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("name: x\nseed: 1\nreplicates: -2\nscenarios: [{ref: chain}]\n")
+    with pytest.raises(ScenarioError) as e:
+        load_sweep(f)
+    assert e.value.problems[0][:2] == ("replicates", 3)
+
+
+def test_serial_process_and_dask_give_identical_records(tmp_path):
+    pytest.importorskip("distributed")
+    results = {}
+    for ex in ("serial", "process", "dask"):
+        summary, out = run_sweep(SMALL, executor=ex, workers=2, out=tmp_path / ex)
+        assert summary["trials"] == 32
+        results[ex] = sorted(json.dumps(r.deterministic(), sort_keys=True) for r in iter_records(out))
+    assert results["serial"] == results["process"] == results["dask"]
+
+
+def test_kill_9_then_resume_keeps_every_trial_exactly_once(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "simulator.cli", "sweep", str(FIXTURES / "sweeps" / "long.yaml"),
+           "--executor", "serial", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    records = out / "records.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if records.exists() and len(records.read_text().splitlines()) >= 6:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = len(records.read_text().splitlines())
+    assert 6 <= before < 30, "the sweep should have been killed in the middle"
+    res = subprocess.run(cmd + ["--resume", "--json"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["trials"] == 30 and summary["resumed_from"] >= 6
+    ids = [json.loads(line)["trial_id"] for line in records.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 30
+    starts = {}
+    for line in (out / "events.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        if e["event"] == "trial_start":
+            starts[e["trial"]] = starts.get(e["trial"], 0) + 1
+    assert starts == {i: 1 for i in ids}  # no events of the killed in-flight trial remain
+
+
+def test_resume_with_nothing_to_resume(tmp_path):
+    with pytest.raises(LookupError, match="nothing to resume"):
+        run_sweep(SMALL, executor="serial", out=tmp_path / "none", resume=True)
+
+
+def test_analyze_json_contract(tmp_path):
+    run_sweep(SMALL, executor="serial", out=tmp_path / "s")
+    res = cli.invoke(app, ["analyze", str(tmp_path / "s"), "--json", "--bootstrap", "100"])
+    assert res.exit_code == 0, res.output
+    a = json.loads(res.stdout)
+    for k in ("n_trials", "success_rate", "ci_low", "ci_high", "pass_hat_k", "horizon_50", "horizon_80",
+              "per_step_reliability"):
+        assert k in a
+    assert a["n_trials"] == 32 and list(a["pass_hat_k"]) == ["1", "2"]
+    for h in ("horizon_50", "horizon_80"):
+        assert set(a[h]) >= {"estimate", "ci_low", "ci_high"}
+    assert {c["agent"] for c in a["cells"]} == {"react", "react-retry"}
+    assert a["fault_effects"]
+
+
+def test_analyze_reproduces_tau_bench_pass_hat_k():
+    res = cli.invoke(app, ["analyze", str(ROOT / "tests" / "data" / "tau-bench-gpt-4o-airline-rewards.jsonl"),
+                           "--json"])
+    a = json.loads(res.stdout)
+    assert {k: round(v, 3) for k, v in a["pass_hat_k"].items()} == {"1": 0.42, "2": 0.273, "3": 0.22, "4": 0.2}
+
+
+def test_sql_query_and_exports(tmp_path):
+    pytest.importorskip("duckdb")
+    run_sweep(SMALL, executor="serial", out=tmp_path / "s")
+    res = cli.invoke(app, ["query", str(tmp_path / "s"),
+                           "SELECT agent, count(*) AS n FROM trials GROUP BY agent ORDER BY agent", "--json"])
+    assert json.loads(res.stdout) == [{"agent": "react", "n": 16}, {"agent": "react-retry", "n": 16}]
+    res = cli.invoke(app, ["query", str(tmp_path / "s"), "SELECT count(*) AS n FROM events WHERE event = 'fault'",
+                           "--json"])
+    assert json.loads(res.stdout)[0]["n"] > 0
+    for fmt in ("parquet", "csv"):
+        res = cli.invoke(app, ["export", str(tmp_path / "s"), str(tmp_path / f"t.{fmt}")])
+        assert res.exit_code == 0 and (tmp_path / f"t.{fmt}").stat().st_size > 0
+    import duckdb
+    n = duckdb.sql(f"SELECT count(*) FROM '{tmp_path / 't.parquet'}'").fetchall()[0][0]
+    assert n == 32
+    res = cli.invoke(app, ["query", str(tmp_path / "s"), "SELECT nope FROM trials"])
+    assert res.exit_code == 2 and "query failed" in res.stderr
+
+
+def test_sweep_cli_plain_progress_and_json(tmp_path):
+    res = cli.invoke(app, ["sweep", str(SMALL), "--executor", "serial", "--out", str(tmp_path / "c"), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["trials"] == 32 and out["analysis"]["n_trials"] == 32
+    assert "[32/32]" in res.stderr  # sparse plain progress lines when not on a terminal
+    manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert manifest["sweep"]["name"] == "small" and manifest["seed"] == 5 and "langgraph" in manifest["versions"]
+
+
+def test_quickstart_sweep_is_valid():
+    specs = expand(load_sweep(ROOT / "scenarios" / "sweeps" / "quickstart.yaml"))
+    assert len({s.scenario.params["length"] for s in specs}) >= 6
+    assert len(expand(load_sweep(ROOT / "scenarios" / "sweeps" / "nightly.yaml"))) > len(specs)
