@@ -6,7 +6,8 @@ before the executor uses them.
 The planner writes a plan for each request (kit.model("planner")). The verifier checks
 every result: a result that is not valid JSON is fetched again; a read's result is
 cross-checked by reading it again and, if the two disagree, a third time with the
-majority kept. Writes are never repeated by the verifier. Verification costs extra
+majority kept. Writes carry an idempotency key, so asking again for a write whose
+answer was unreadable returns the first answer instead of writing twice. Verification costs extra
 calls and virtual time; that is the trade-off architects compare.
 
 Params: verify=true, max_refetch=2, retries=true (back-off as in react-retry)
@@ -17,7 +18,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
-from attrition_designs._parts import error_message, make_retrying, system, writes
+from attrition_designs._parts import error_message, idempotency_key, make_retrying, system, with_key, writes
 
 PARAMS = {"verify": True, "max_refetch": 2, "retries": True}
 
@@ -49,6 +50,8 @@ def build(kit):
         return {"messages": [retrying(executor.invoke, context + msgs)]}
 
     def fetch(call):
+        if writes(tools[call["name"]]):  # asking again for a write must not write again
+            call = {**call, "args": {**call["args"], "idempotency_key": idempotency_key(call)}}
         try:
             return retrying(tools[call["name"]].invoke, {**call, "type": "tool_call"})
         except Exception as e:
@@ -101,6 +104,8 @@ def build(kit):
 
 
 def _safe(request, execute, retrying):
+    if writes(request.tool):  # keyed, so that the verifier may ask for the same write again safely
+        request = with_key(request)
     try:
         return retrying(execute, request)
     except Exception as e:

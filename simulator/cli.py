@@ -256,6 +256,56 @@ def export(
     err.print(f"wrote {output}", highlight=False)
 
 
+@app.command()
+def propagation(
+    results: Path = typer.Argument(..., help="a results directory (from run or sweep)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    graphml: Optional[Path] = typer.Option(None, "--graphml", help="write the aggregated propagation graph "
+                                           "as GraphML (and JSON beside it)"),
+) -> None:
+    """Trace every fault and model error to what it broke; containment per graph node."""
+    import networkx as nx
+    from .propagation import graph_json
+    res = _guard(lambda: _lookup(lambda: runner.propagation_results(results)))
+    graphs = {"all": res.pop("graph")}
+    for name, sub in (res.get("by_agent") or {}).items():
+        graphs[name] = sub.pop("graph")
+    if graphml:
+        g = graphs["all"] if len(graphs) == 1 else nx.union_all(
+            [nx.relabel_nodes(gr, lambda n, k=k: f"{k}/{n}") for k, gr in graphs.items() if k != "all"])
+        nx.write_graphml(g, graphml)
+        graphml.with_suffix(".json").write_text(json.dumps(
+            {k: graph_json(v) for k, v in graphs.items()}, indent=2, default=str))
+        err.print(f"wrote {graphml} and {graphml.with_suffix('.json')}", highlight=False)
+    if as_json:
+        print(json.dumps(res, indent=2, default=str))
+        return
+    for name, r in ([("all trials", res)] + list((res.get("by_agent") or {}).items())):
+        out.print(f"[bold]{escape(name)}[/]: {r['n_trials']} trials, silent failures "
+                  f"{_pct(r['silent_failure_rate'])} (95% CI {_pct(r['ci_low'])}–{_pct(r['ci_high'])}, "
+                  f"n={r['n_trials']})" + (f"; {r['error_trials_excluded']} harness errors excluded"
+                                           if r["error_trials_excluded"] else ""))
+        t = Table(show_header=True, header_style="bold", title="per graph node", title_justify="left")
+        for c in ("node", "originated", "entered", "escaped", "contained %"):
+            t.add_column(c, justify="left" if c == "node" else "right")
+        for node, s in r["nodes"].items():
+            rate = s["containment_rate"]
+            t.add_row(escape(node), str(s["originated"]), str(s["entered"]), str(s["escaped"]),
+                      "-" if rate is None else f"{100 * rate:.0f} ({100 * s['ci_low']:.0f}–{100 * s['ci_high']:.0f})")
+        out.print(t)
+        t = Table(show_header=True, header_style="bold", title="per root cause", title_justify="left")
+        for c in ("root cause", "n", "detected %", "contained %", "reached final", "mean depth", "mean blast radius",
+                  "steps to detection"):
+            t.add_column(c, justify="left" if c == "root cause" else "right")
+        for typ, d in r["root_cause_detail"].items():
+            t.add_row(escape(typ), str(d["count"]), f"{100 * d['detection_rate']:.0f}",
+                      f"{100 * d['containment_rate']:.0f} ({100 * d['ci_low']:.0f}–{100 * d['ci_high']:.0f})",
+                      str(d["reached_final_state"]), f"{d['mean_depth']:.2f}", f"{d['mean_blast_radius']:.2f}",
+                      "-" if d["mean_steps_to_detection"] is None else f"{d['mean_steps_to_detection']:.1f}")
+        out.print(t)
+    out.print(res["inference"], highlight=False)
+
+
 def _ci(d: dict | None, fmt="{:.0f}") -> str:
     if not d or d.get("estimate") is None:
         return "-"

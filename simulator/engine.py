@@ -129,6 +129,7 @@ def session(env: simpy.Environment, job: Job):
                "max_sim_time_s": sc.budgets.max_sim_time_s, **spec.budgets}
     user_rng = s.stream("user")
     outcome, mode, error, steps, turns_done = None, None, None, 0, 0
+    topology: tuple[list, list] = ([], [])
     answers: list[str] = []
     checks: list[Check] = []
     history: list = []
@@ -137,6 +138,7 @@ def session(env: simpy.Environment, job: Job):
     try:
         kit = Kit(s, make_tools(s), dict(spec.agent_params), job.model_factory)
         graph = build_graph(job.factory, kit)
+        topology = _topology(graph)
         checkpointed = getattr(graph, "checkpointer", None) is not None
         config = {"configurable": {"thread_id": spec.id},
                   "recursion_limit": budgets["max_steps"] + 10}
@@ -246,8 +248,18 @@ def session(env: simpy.Environment, job: Job):
         faults_not_fired=s.fault_runtime.unfired(),
         clarifications=sum(e["event"] == "clarification_asked" for e in trace.events),
         guesses=sum(len(e.get("guessed") or ()) for e in trace.events if e["event"] == "model_call"),
-        injections_obeyed=sum(e["event"] == "injection_obeyed" for e in trace.events))
+        injections_obeyed=sum(e["event"] == "injection_obeyed" for e in trace.events),
+        graph_nodes=topology[0], graph_edges=topology[1])
     return record, trace.events
+
+
+def _topology(graph) -> tuple[list[str], list[list[str]]]:
+    """The compiled graph's nodes and declared edges (START/END included as __start__/__end__)."""
+    try:
+        g = graph.get_graph()
+    except Exception:  # a graph LangGraph cannot draw still runs; it just has no topology
+        return [], []
+    return list(g.nodes), sorted([e.source, e.target] for e in g.edges)
 
 
 def _asks(reply: AIMessage) -> bool:

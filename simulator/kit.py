@@ -4,9 +4,9 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
-from langchain_core.tools import StructuredTool
+from langchain_core.tools import InjectedToolCallId, StructuredTool
 from pydantic import create_model
 
 from .events import Trace
@@ -89,7 +89,8 @@ class Session:
         self.tokens_out += tokens_out
         self.clock.charge(latency)
 
-    def call_tool(self, name: str, args: dict, idempotency_key: str | None = None) -> tuple[str, dict]:
+    def call_tool(self, name: str, args: dict, idempotency_key: str | None = None,
+                  tool_call_id: str | None = None) -> tuple[str, dict]:
         """One tool call through the fault middleware: faults before the call may raise
         (some only after the effect happened), faults after it may rewrite the result."""
         tool = self.scenario.tools[name]
@@ -98,11 +99,12 @@ class Session:
         start = self.clock.now()
         call = Call("tool", name, dict(args), start, latency=lognormal(
             self._tool_rng, tool.latency.median_s, tool.latency.p95), writes=tool.effect.writes,
-            shared=self.shared, rng=self.stream("fault-values", index))
+            shared=self.shared, rng=self.stream("fault-values", index), call_id=tool_call_id)
         faults = self.fault_runtime.before(call)
         if call.error is not None and not call.after_effect:
             return self._fail(call, index, start, faults)
         key = (name, idempotency_key) if idempotency_key and tool.effect.writes else None
+        wrote: list[str] = []
         if key and key in self._idempotent:  # the service already did this: return what it returned
             call.result, call.ok = self._idempotent[key]
             replayed = True
@@ -111,26 +113,30 @@ class Session:
             call.result, call.ok, replayed = out.result, out.ok, False
             if key:
                 self._idempotent[key] = (out.result, out.ok)
-            if out.wrote:
-                self.trace.emit("world_write", tool=name, call=index, paths=out.wrote)
+            wrote = out.wrote
         if call.error is not None:
-            return self._fail(call, index, start, faults)
+            return self._fail(call, index, start, faults, wrote if not replayed else [])
         if call.ok:
             faults += self.fault_runtime.after(call)
         self.clock.charge(call.latency)
         content = call.result if isinstance(call.result, str) else json.dumps(call.result, sort_keys=True, default=str)
-        self.trace.emit("tool_call", tool=name, call=index, args=args, ok=call.ok, result=call.result,
+        self.trace.emit("tool_call", tool=name, call=index, call_id=tool_call_id, args=args, ok=call.ok,
+                        result=call.result,
                         start=round(start, 6), latency_s=round(call.latency, 6), faults=faults or None,
                         idempotent_replay=replayed or None)
+        if wrote:
+            self.trace.emit("world_write", tool=name, call=index, paths=wrote)
         art = {k: v for k, v in call.artifact.items() if k != "faults"}
         return content, {"call": index, "ok": call.ok, **art, **({"faults": faults} if faults else {})}
 
-    def _fail(self, call: Call, index: int, start: float, faults: list[str]):
+    def _fail(self, call: Call, index: int, start: float, faults: list[str], wrote: list[str] = ()):
         self.clock.charge(call.latency)
-        self.trace.emit("tool_call", tool=call.name, call=index, args=call.args, ok=False,
+        self.trace.emit("tool_call", tool=call.name, call=index, call_id=call.call_id, args=call.args, ok=False,
                         error=type(call.error).__name__, message=str(call.error), start=round(start, 6),
                         latency_s=round(call.latency, 6), faults=faults or None,
                         effect_applied=call.after_effect or None)
+        if wrote:  # the operation ran even though the client saw an error
+            self.trace.emit("world_write", tool=call.name, call=index, paths=list(wrote))
         raise call.error
 
 
@@ -141,6 +147,8 @@ def make_tools(session: Session) -> list[StructuredTool]:
         if spec.effect.writes:
             # like payment APIs: a retry that repeats the key is not applied twice
             fields["idempotency_key"] = (str | None, None)
+        # injected by LangChain, hidden from the model: ties each call to the model's request
+        fields["tool_call_id"] = (Annotated[str | None, InjectedToolCallId], None)
         schema = create_model(f"{name}_args", **fields)
         for a, s in spec.args.items():
             schema.model_fields[a].description = s.description or None
@@ -149,8 +157,8 @@ def make_tools(session: Session) -> list[StructuredTool]:
                 "optional; a retry with the same key returns the first result instead of writing again")
         schema.model_rebuild(force=True)
 
-        def run(_name=name, idempotency_key: str | None = None, **kwargs):
-            return session.call_tool(_name, kwargs, idempotency_key)
+        def run(_name=name, idempotency_key: str | None = None, tool_call_id: str | None = None, **kwargs):
+            return session.call_tool(_name, kwargs, idempotency_key, tool_call_id)
 
         tools.append(StructuredTool.from_function(
             func=run, name=name, description=spec.description, args_schema=schema,

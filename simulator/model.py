@@ -194,7 +194,8 @@ class Brain:
                 guessed.append(key)
             elif v is MISSING:
                 args[k] = fabricate(golden.get(k, "unknown"), self.rng)
-                filled.append(k)
+                src = REF.search(str(step.args[k]))
+                filled.append(f"{k}<-{src.group(1)}" if src else k)
         return args, filled, guessed
 
     def _stale(self, step_id: str, args: dict, b: Belief) -> tuple[dict, str | None]:
@@ -291,7 +292,8 @@ class Brain:
             mode = "fabricated_arg"
         if mode == "correct":
             src = self._forgotten_source(step, b)
-            if src and self.s.oracle.steps[src].tool in bound and self.rng.random() < p.refetch_missing:
+            if src and self.s.oracle.steps[src].tool in bound and b.retries.get(src, 0) <= p.max_retries_per_step \
+                    and self.rng.random() < p.refetch_missing:
                 step, mode = src, "refetch"
         if mode in ("correct", "refetch", "fabricated_arg", "stale_arg", "skipped_step"):
             unclear = self._unclear(step, b)

@@ -48,6 +48,8 @@ class TrialRecord(BaseModel):
     clarifications: int = Field(0, description="times the agent asked the user instead of guessing")
     guesses: int = Field(0, description="withheld or contradictory values the agent guessed")
     injections_obeyed: int = 0
+    graph_nodes: list[str] = Field(default_factory=list, description="the agent graph's nodes")
+    graph_edges: list[list[str]] = Field(default_factory=list, description="its declared edges")
 
     def deterministic(self) -> dict:
         """Everything except wall time: equal for equal specs, whichever machine ran them."""

@@ -280,3 +280,37 @@ def replay(trial_id: str, roots: list[Path]) -> tuple[TrialRecord, TrialRecord, 
     run_jobs([job], on_done=lambda r, ev: got.append((r, ev)))
     fresh, events = got[0]
     return stored, fresh, events, run_dir
+
+
+def propagation_results(path: str | Path) -> dict:
+    """Trace every trial of a results directory and aggregate over the agent graph,
+    overall and per design. Returns plain data plus networkx graphs under "graph"."""
+    from .propagation import aggregate, iter_trial_events, trace_trial
+    p = Path(path)
+    if not (p / "records.jsonl").exists() or not (p / "events.jsonl").exists():
+        raise LookupError(f"{p} is not a results directory with events (records.jsonl, events.jsonl)")
+    records = iter_records(p)
+    pending: dict[str, TrialRecord] = {}
+    traces: list[dict] = []
+    for tid, events in iter_trial_events(p / "events.jsonl"):
+        # records follow their events in the log, so the two files are read in step
+        while tid not in pending:
+            r = next(records, None)
+            if r is None:
+                break
+            pending[r.trial_id] = r
+        rec = pending.pop(tid, None)
+        if rec is not None:
+            t = trace_trial(rec, events)
+            t.pop("graph")  # per-trial graphs are rebuilt on demand; keep the driver small
+            traces.append(t)
+    if not traces:
+        raise LookupError(f"{p} holds no traced trials")
+    out = aggregate(traces)
+    groups: dict[str, list] = {}
+    for t in traces:
+        groups.setdefault(t["agent"] + ("" if len({x["profile"] for x in traces}) == 1 else f" / {t['profile']}"),
+                          []).append(t)
+    if len(groups) > 1:
+        out["by_agent"] = {k: aggregate(v) for k, v in sorted(groups.items())}
+    return out

@@ -168,6 +168,7 @@ class FaultRuntime:
                     f.state.check(call.now, self.s.turn, self._progress()):
                 if f.d.before(call, f.params, f) is not False:
                     self._fire(f, call.kind, target=call.name,
+                               call=self.s.tool_calls if call.kind == "tool" else None,
                                error=type(call.error).__name__ if call.error else None)
                     hit.append(f.id)
                     if call.error:
@@ -180,8 +181,11 @@ class FaultRuntime:
             if f.d.after and f.applies(call.kind, call.name, call.writes) and \
                     f.state.check(call.now, self.s.turn, self._progress()):
                 if f.d.after(call, f.params, f) is not False:
-                    self._fire(f, call.kind, target=call.name,
-                               effect=",".join(k for k in call.artifact if k != "faults"))
+                    self._fire(f, call.kind, target=call.name, call=self.s.tool_calls,
+                               effect=",".join(k for k in ("corrupted", "malformed", "empty", "drift", "truncated",
+                                                           "stale", "flooded", "injection") if call.artifact.get(k)),
+                               field=call.artifact.get("field"), was=call.artifact.get("was"),
+                               now=call.artifact.get("now"))
                     hit.append(f.id)
         return hit
 
