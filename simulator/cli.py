@@ -55,14 +55,17 @@ def _progress(total: int):
     state = {"done": 0, "succ": 0}
     if sys.stderr.isatty():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-        bar = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                       TextColumn("{task.fields[rate]}"), console=err, transient=True)
-        task = bar.add_task("run", total=total, rate="")
+        bar = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[speed]}"),
+                       TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[rate]}"),
+                       console=err, transient=True)
+        task = bar.add_task("run", total=total, rate="", speed="")
 
         def tick(rec):
             state["done"] += 1
             state["succ"] += rec.outcome == "success"
-            bar.update(task, advance=1, rate=f"success {_pct(state['succ'] / state['done'])}")
+            speed = bar.tasks[0].speed
+            bar.update(task, advance=1, rate=f"success {_pct(state['succ'] / state['done'])}",
+                       speed=f"{speed:.1f}/s" if speed else "")
         return bar, tick
     every = max(1, total // 10)
 

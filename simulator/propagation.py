@@ -334,13 +334,15 @@ def trace_trial(record, events: list[dict]) -> dict:
     for r in roots.values():
         if r.reached_final:
             r.visit("final_state")
+    steps = [tuple(e.get("nodes") or ()) for e in events if e["event"] == "step"]
+    transitions = sorted({(a, b) for x, y in zip(steps, steps[1:]) for a in x for b in y})
     silent = (record.outcome == "failure" and not surfaced
               and any(not c.passed and c.name.startswith("state ") for c in record.checks))
     return {"trial_id": record.trial_id, "outcome": record.outcome, "failure_mode": record.failure_mode,
             "silent_failure": silent, "roots": [r.summary() for r in roots.values()], "graph": g,
             "agent": (record.spec.get("tags") or {}).get("agent", record.agent), "profile": record.profile,
             "graph_nodes": [n for n in record.graph_nodes if not n.startswith("__")],
-            "graph_edges": record.graph_edges}
+            "graph_edges": record.graph_edges, "transitions": [list(t) for t in transitions]}
 
 
 def aggregate(trials: Iterable[dict]) -> dict:
@@ -351,6 +353,7 @@ def aggregate(trials: Iterable[dict]) -> dict:
                                                              "reached_final": 0, "depth": [], "blast": [],
                                                              "steps": [], "time": []})
     flow = nx.DiGraph()
+    observed: dict[tuple, int] = defaultdict(int)
     n = silent = errors = failures = 0
     topology = set()
     for tr in trials:
@@ -361,6 +364,10 @@ def aggregate(trials: Iterable[dict]) -> dict:
         failures += tr["outcome"] == "failure"
         silent += tr["silent_failure"]
         topology.update(tuple(e) for e in tr["graph_edges"])
+        for name in tr.get("graph_nodes", []):
+            nodes[name]  # every node of the graph is listed, even one no error touched
+        for a, b in tr.get("transitions", []):
+            observed[(a, b)] += 1
         for r in tr["roots"]:
             t = types[r["type"]]
             t["count"] += 1
@@ -412,11 +419,13 @@ def aggregate(trials: Iterable[dict]) -> dict:
             "mean_time_to_detection_s": sum(t["time"]) / len(t["time"]) if t["time"] else None,
         }
     lo, hi = wilson(silent, n)
-    for a, b in topology:
+    # the agent graph itself: its declared edges and the transitions actually taken
+    for (a, b), attr, val in [(e, "declared", True) for e in topology] + \
+                             [(e, "observed", c) for e, c in observed.items()]:
         if not a.startswith("__") and not b.startswith("__"):
             if not flow.has_edge(a, b):
                 flow.add_edge(a, b, weight=0)
-            flow.edges[a, b]["declared"] = True
+            flow.edges[a, b][attr] = val
     return {
         "n_trials": n, "error_trials_excluded": errors, "failures": failures,
         "silent_failures": silent, "silent_failure_rate": silent / n if n else 0.0, "ci_low": lo, "ci_high": hi,

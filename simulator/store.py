@@ -149,6 +149,7 @@ def flatten(r: TrialRecord) -> dict[str, Any]:
     }
 
 
+DB_VERSION = 2  # bump when the tables' layout changes: older stores are rebuilt from the log
 _SQL = {bool: "BOOLEAN", int: "BIGINT", float: "DOUBLE", str: "VARCHAR"}
 COLUMN_TYPES = {k: _SQL.get(type(v), "VARCHAR") for k, v in flatten(TrialRecord(
     trial_id="x", spec={}, scenario="", agent="", profile="", seed=0, replicate=0, outcome="success",
@@ -177,26 +178,44 @@ def build_db(root: Path) -> Path:
                 batch = []
         if batch:
             con.executemany(f"INSERT INTO trials VALUES ({marks})", batch)
-        ev = (root / "events.jsonl").resolve()
+        con.execute("CREATE TABLE meta AS SELECT ? AS version", [DB_VERSION])
+        ev = root / "events.jsonl"
         if ev.exists() and ev.stat().st_size:
             # a view: events stay in their log and are read only when queried
             # (no schema inference: it would read the whole log; fields are in `json`, e.g. json->>'tool')
             con.execute("CREATE VIEW events AS SELECT json->>'trial' AS trial, (json->>'seq')::INTEGER AS seq, "
                         "(json->>'t')::DOUBLE AS t, json->>'event' AS event, json "
-                        f"FROM read_json_objects('{ev}', format='newline_delimited')")
+                        f"FROM read_json_objects('{_sql_path(ev)}', format='newline_delimited')")
     finally:
         con.close()
     os.replace(tmp, db)
     return db
 
 
-def query(root: Path, sql: str) -> tuple[list[str], list[tuple]]:
+def _sql_path(p: Path) -> str:
+    return str(Path(p).resolve()).replace("'", "''")
+
+
+def _open(root: Path):
+    """A read-only connection to the store, rebuilt first if the log is newer or the layout older."""
     import duckdb
     root = Path(root)
     db = root / "results.duckdb"
-    if not db.exists() or db.stat().st_mtime < (root / "records.jsonl").stat().st_mtime:
+    fresh = db.exists() and db.stat().st_mtime >= (root / "records.jsonl").stat().st_mtime
+    if fresh:
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            fresh = con.execute("SELECT version FROM meta").fetchall() == [(DB_VERSION,)]
+        except duckdb.Error:
+            fresh = False
+        con.close()
+    if not fresh:
         build_db(root)
-    con = duckdb.connect(str(db), read_only=True)
+    return duckdb.connect(str(db), read_only=True)
+
+
+def query(root: Path, sql: str) -> tuple[list[str], list[tuple]]:
+    con = _open(root)
     try:
         cur = con.execute(sql)
         return [d[0] for d in cur.description], cur.fetchall()
@@ -205,18 +224,13 @@ def query(root: Path, sql: str) -> tuple[list[str], list[tuple]]:
 
 
 def export(root: Path, out: Path, fmt: str | None = None, sql: str = "SELECT * FROM trials") -> Path:
-    import duckdb
     fmt = fmt or Path(out).suffix.lstrip(".")
     if fmt not in ("parquet", "csv"):
-        raise ValueError(f"export format must be parquet or csv, not {fmt!r}")
-    root = Path(root)
-    db = root / "results.duckdb"
-    if not db.exists() or db.stat().st_mtime < (root / "records.jsonl").stat().st_mtime:
-        build_db(root)
-    con = duckdb.connect(str(db), read_only=True)
+        raise ValueError(f"export format must be parquet or csv (from the file name or --format), not {fmt!r}")
+    con = _open(root)
     try:
         opts = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER"
-        con.execute(f"COPY ({sql}) TO '{Path(out).resolve()}' ({opts})")
+        con.execute(f"COPY ({sql}) TO '{_sql_path(out)}' ({opts})")
     finally:
         con.close()
     return Path(out)

@@ -63,6 +63,9 @@ def test_latency_spikes_cost_virtual_time_and_become_timeouts_past_the_client_li
     assert sum(r.sim_time_s for r, _ in slow) > sum(r.sim_time_s for r, _ in base) + 5 * 8 * 20
     timed = run(trials=5, seed=5, faults=["latency:rate=1,spike_median_s=30,client_timeout_s=10"])
     assert all(r.failure_mode == "unhandled_timeout" for r, _ in timed)
+    # retries withstand intermittent slowness (a slow call is likely fast the next time)
+    f = ["latency:rate=0.3,spike_median_s=30,client_timeout_s=10"]
+    assert rate(run(agent="react-retry", trials=10, seed=5, faults=f)) > rate(run(trials=10, seed=5, faults=f))
 
 
 def test_a_provider_outage_hits_every_session_inside_it_and_none_outside():

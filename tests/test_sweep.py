@@ -79,6 +79,14 @@ def test_serial_process_and_dask_give_identical_records(tmp_path):
     assert results["serial"] == results["process"] == results["dask"]
 
 
+def test_dask_executor_on_an_existing_scheduler(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        summary, out = run_sweep(SMALL, executor="dask", scheduler=cluster.scheduler_address, out=tmp_path / "d")
+    assert summary["trials"] == 32 and summary["outcomes"]["error"] == 0
+
+
 def test_kill_9_then_resume_keeps_every_trial_exactly_once(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "simulator.cli", "sweep", str(FIXTURES / "sweeps" / "long.yaml"),
