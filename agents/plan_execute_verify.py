@@ -81,6 +81,8 @@ def build(kit):
                 for _ in range(3):
                     again = fetch(call)
                     v = _parse(again.content)
+                    if v is None or again.status == "error":
+                        continue  # an unreadable or failed fetch has no vote
                     match = next((b for val, b in seen if val == v), None)
                     if match is not None:
                         best = match

@@ -179,7 +179,7 @@ def sweep(
     finally:
         if state.get("bar"):
             state["bar"].stop()
-    analysis = _guard(lambda: runner.analyze_results(run_dir))
+    analysis = _guard(lambda: _lookup(lambda: runner.analyze_results(run_dir)))
     if as_json:
         print(json.dumps({**summary, "results_dir": str(run_dir), "analysis": analysis}, indent=2, default=str))
     else:

@@ -284,7 +284,7 @@ def _turn_literals(sc) -> list[tuple[list, list]]:
 
 def _check_budgets(s: Session, steps: int, elapsed: float, b: dict, stream) -> None:
     which = None
-    if steps >= b["max_steps"]:
+    if steps > b["max_steps"]:
         which, detail = "steps", f"{steps} graph steps (limit {b['max_steps']})"
     elif s.tokens_in + s.tokens_out > b["max_tokens"]:
         which, detail = "tokens", f"{s.tokens_in + s.tokens_out} tokens (limit {b['max_tokens']})"

@@ -146,10 +146,9 @@ class Brain:
     def _remaining(self, steps: list[str], b: Belief) -> list[str]:
         """The request's steps still to do, after the furthest one it can see done: with a
         trimmed history it carries on from the latest result in view, as a real model would."""
-        order = self.s.oracle.order
-        seen = [order.index(x) for x in steps if x in b.done]
-        last = max(seen) if seen else -1
-        return [x for x in steps if x not in b.done and order.index(x) > last]
+        pos = self.s.oracle.position
+        last = max((pos[x] for x in steps if x in b.done), default=-1)
+        return [x for x in steps if x not in b.done and pos[x] > last]
 
     def _unclear(self, step_id: str, b: Belief) -> list[str]:
         """Literal arguments of a step that the user withheld or contradicted."""
@@ -164,7 +163,7 @@ class Brain:
         while todo:
             sid = todo.pop()
             for v in oracle.steps[sid].args.values():
-                for ref in {m.group(1) for m in REF.finditer(str(v))}:
+                for ref in sorted({m.group(1) for m in REF.finditer(str(v))}):
                     if ref in b.known or ref in seen or ref not in oracle.steps:
                         continue
                     seen.add(ref)

@@ -30,9 +30,8 @@ class Oracle:
         sc = self.scenario
         self.steps = {s.id: s for s in sc.golden_path}
         self.order = [s.id for s in sc.golden_path]
-        self.turn_of = {s: t for t, turn in enumerate(sc.turns) for s in turn.steps}
+        self.position = {s: i for i, s in enumerate(self.order)}
         self.golden = run_golden(sc)
-        self.tool_names = list(sc.tools)
 
 
 @dataclass

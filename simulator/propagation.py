@@ -420,8 +420,8 @@ def aggregate(trials: Iterable[dict]) -> dict:
         }
     lo, hi = wilson(silent, n)
     # the agent graph itself: its declared edges and the transitions actually taken
-    for (a, b), attr, val in [(e, "declared", True) for e in topology] + \
-                             [(e, "observed", c) for e, c in observed.items()]:
+    for (a, b), attr, val in [(e, "declared", True) for e in sorted(topology)] + \
+                             [(e, "observed", c) for e, c in sorted(observed.items())]:
         if not a.startswith("__") and not b.startswith("__"):
             if not flow.has_edge(a, b):
                 flow.add_edge(a, b, weight=0)

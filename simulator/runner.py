@@ -76,7 +76,7 @@ class Summary:
         self.sims.append(r.sim_time_s)
         self.sim += r.sim_time_s
         self.wall += r.wall_time_s
-        if r.outcome == "error" and r.error and len(self.errors) < 5:
+        if r.outcome == "error" and r.error and len(self.errors) < 1000:
             self.errors.add(r.error)
         for f in list(r.faults_fired) + r.faults_not_fired:
             c = self.faults.setdefault(f, [0, 0, 0])
@@ -103,7 +103,7 @@ class Summary:
             "outcomes": dict(self.outcomes), "failure_modes": dict(sorted(self.modes.items())),
             "mean_steps": steps[0], "mean_steps_ci": [steps[1], steps[2]],
             "mean_sim_time_s": sim[0], "mean_sim_time_ci": [sim[1], sim[2]],
-            "sim_time_s": self.sim, "wall_time_s": self.wall, "errors": sorted(self.errors),
+            "sim_time_s": self.sim, "wall_time_s": self.wall, "errors": sorted(self.errors)[:5],
             "faults_fired": faults, "trials_with_unfired_faults": self.unfired,
             "clarifications": self.clar, "guesses": self.guess, "injections_obeyed": self.inj,
         }
@@ -259,7 +259,9 @@ def _cell(rows: list[dict], seed: int, n_boot: int) -> dict:
     # horizons in virtual time: steps times the virtual seconds a successful step takes
     ok = [r for r in rows if r["success"] and r.get("sim_time_s")]
     if ok and cell.get("horizon_50") and cell["horizon_50"].get("estimate"):
-        per_step = sum(r["sim_time_s"] for r in ok) / sum(r["length"] for r in ok)
+        ok = [r for r in ok if r.get("length")]
+        per_step = sum(r["sim_time_s"] for r in ok) / sum(r["length"] for r in ok) if ok else None
+    if ok and per_step and cell.get("horizon_50") and cell["horizon_50"].get("estimate"):
         cell["seconds_per_step"] = per_step
         for h in ("horizon_50", "horizon_80"):
             if cell.get(h) and cell[h].get("estimate") is not None:

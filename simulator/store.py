@@ -226,7 +226,7 @@ def query(root: Path, sql: str) -> tuple[list[str], list[tuple]]:
 def export(root: Path, out: Path, fmt: str | None = None, sql: str = "SELECT * FROM trials") -> Path:
     fmt = fmt or Path(out).suffix.lstrip(".")
     if fmt not in ("parquet", "csv"):
-        raise ValueError(f"export format must be parquet or csv (from the file name or --format), not {fmt!r}")
+        raise ValueError(f"export format comes from the file name: .parquet or .csv, not {fmt!r}")
     con = _open(root)
     try:
         opts = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER"

@@ -78,12 +78,15 @@ def load_sweep(path: str | Path) -> SweepFile:
     try:
         text = p.read_text()
         data = yaml.safe_load(text)
-        lines = _line_index(yaml.compose(text, Loader=yaml.SafeLoader))
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        lines = _line_index(node) if node is not None else {}
     except OSError as e:
         raise ScenarioError(str(p), [("", None, f"cannot read file: {e.strerror}")]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise ScenarioError(str(p), [("", mark.line + 1 if mark else None, f"malformed YAML: {e}")]) from None
+    if not isinstance(data, dict):
+        raise ScenarioError(str(p), [("", 1, "a sweep file must be a YAML mapping (name, scenarios, ...)")])
     try:
         return SweepFile.model_validate(data)
     except ValidationError as e:

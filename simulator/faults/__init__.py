@@ -52,7 +52,7 @@ def _errors(e: ValidationError) -> str:
 def normalize_faults(raw: list, where: str = "faults") -> tuple[dict, ...]:
     """Validate fault settings and return them in canonical form:
     {name, id, target, params, trigger}. Raises FaultConfigError naming what is wrong."""
-    out, seen = [], {}
+    out, seen, used = [], {}, set()
     for i, item in enumerate(raw or []):
         if isinstance(item, str):
             item = parse_fault_arg(item)
@@ -91,6 +91,10 @@ def normalize_faults(raw: list, where: str = "faults") -> tuple[dict, ...]:
                                    f"(drop target={target})")
         n = seen[name] = seen.get(name, 0) + 1
         fid = fid or (name if n == 1 else f"{name}#{n}")
+        while fid in used:  # two settings of one fault (say, the scenario's and a sweep's) stay apart
+            n = seen[name] = seen[name] + 1
+            fid = f"{name}#{n}"
+        used.add(fid)
         out.append({"name": name, "id": fid, "target": target, "params": params, "trigger": trigger})
     return tuple(out)
 
@@ -178,6 +182,8 @@ class FaultRuntime:
     def after(self, call: Call) -> list[str]:
         hit = []
         for f in self.active:
+            if not isinstance(call.result, (dict, list)):
+                break  # already cut to broken text by an earlier fault: nothing left to rewrite
             if f.d.after and f.applies(call.kind, call.name, call.writes) and \
                     f.state.check(call.now, self.s.turn, self._progress()):
                 if f.d.after(call, f.params, f) is not False:

@@ -245,6 +245,8 @@ def _malformed(c: Call, p, f):
 
 
 def _truncated(c: Call, p, f):
+    if not isinstance(c.result, dict):
+        return False
     r = copy.deepcopy(c.result)
     if isinstance(r.get("results"), list) and len(r["results"]) > 1:
         r["results"] = r["results"][: len(r["results"]) // 2]
@@ -304,6 +306,7 @@ def _wrong_leaf(c: Call, transform, field: str | None = None) -> bool:
     cands = [(path, v) for path, v in _leaves(r)
              if not isinstance(v, bool) and v is not None and json.dumps(v, default=str) not in echoed
              and path[-1] not in ("count",)]
+    cands = [(p, v) for p, v in cands if p]
     if field is not None:
         cands = [(p, v) for p, v in cands if ".".join(map(str, p)) == field or p[-1] == field]
     if not cands:

@@ -90,9 +90,9 @@ class TriggerState:
 
     def __init__(self, trigger: Trigger, default_rate: float, key: tuple, outage: OutageProcess | None):
         self.t = trigger
+        # pinned to a call, a position or a time window, a fault fires there unless a rate says otherwise
         self.rate = trigger.rate if trigger.rate is not None else (
-            1.0 if (trigger.at_call or trigger.position or trigger.timed
-                    or trigger.pattern in ("single", "persistent", "burst")) else default_rate)
+            1.0 if (trigger.at_call or trigger.position or trigger.timed) else default_rate)
         self.key = key
         self.outage = outage
         self.eligible = 0
