@@ -105,6 +105,7 @@ def run(
         bad = set(budgets) - {"max_steps", "max_tokens", "max_sim_time_s"}
         if bad:
             raise UserError(f"unknown budget {', '.join(sorted(bad))}; use max_steps, max_tokens, max_sim_time_s")
+        runner.check_budgets(budgets)
         specs = runner.make_specs(scenario, parse_params(param), agent, trials=trials, seed=seed,
                                   profile=profile, agent_params=parse_params(agent_param),
                                   profile_params=parse_params(profile_param), budgets=budgets,
@@ -112,10 +113,12 @@ def run(
         load_factory(agent)
         return specs
     specs = _guard(prepare)
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        _fail(f"cannot write results to {out_dir}: it is a file, not a directory")
     sc_name = specs[0].scenario.ref.replace("/", "_").replace(".yaml", "")
     run_id = f"{Path(sc_name).name}-{agent.replace('/', '_').split(':')[0][-24:]}-{profile}-s{seed}-{digest([s.id for s in specs], 8)}"
     run_dir = out_dir or Path("results") / run_id  # same specs, same directory: a re-run replaces it
-    manifest = {"run_id": run_id, "command": "run", "argv": sys.argv[1:], "seed": seed,
+    manifest = {"run_id": run_id, "command": "run", "argv": sys.argv[1:], "seed": seed, "concurrency": concurrency,
                 "trials": trials, "spec": specs[0].model_dump(mode="json"),
                 "trial_ids": [s.id for s in specs]}
     bar, tick = _progress(len(specs)) if not as_json or sys.stderr.isatty() else (None, None)
@@ -273,6 +276,8 @@ def propagation(
     graphs = {"all": res.pop("graph")}
     for name, sub in (res.get("by_agent") or {}).items():
         graphs[name] = sub.pop("graph")
+    if graphml and not graphml.parent.is_dir():
+        _fail(f"cannot write {graphml}: no directory {graphml.parent}")
     if graphml:
         g = graphs["all"] if len(graphs) == 1 else nx.union_all(
             [nx.relabel_nodes(gr, lambda n, k=k: f"{k}/{n}") for k, gr in graphs.items() if k != "all"])
@@ -463,11 +468,16 @@ def replay(
         else:
             out.print(_event_line(e), highlight=False, markup=False)
     same = stored.deterministic() == fresh.deterministic()
+    shared = runner.shared_environment(run_dir)
+    if not same and shared > 1:
+        err.print(f"note: this trial shared its virtual environment with {shared - 1} other session(s); "
+                  "replayed alone, shared limits and outages no longer interleave, so it can differ",
+                  highlight=False)
     msg = (f"trial {fresh.trial_id} from {run_dir}: {fresh.outcome}"
            + (f" ({fresh.failure_mode})" if fresh.failure_mode else "")
            + ("; replay matches the stored record" if same else "; replay DIFFERS from the stored record"))
     err.print(msg, highlight=False)
-    if not same:
+    if not same and shared == 1:
         a, b = stored.deterministic(), fresh.deterministic()
         for k in sorted(a):
             if a[k] != b.get(k):

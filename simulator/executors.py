@@ -15,6 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Iterable, Iterator
 
 from .records import TrialRecord
+from .store import LOST
 from .spec import TrialSpec
 
 EXECUTORS = ("serial", "process", "dask")
@@ -96,33 +97,44 @@ def _process(chunks, workers, concurrency):
         ctx.set_forkserver_preload(["simulator.engine", "simulator.runner", "simulator.executors"])
     else:
         ctx = mp.get_context("spawn")
-    requeued: list = []
+    # When a worker dies, every chunk in flight is suspect: they are split into their
+    # environment groups and run again one at a time, so only a group that kills a
+    # worker on its own is recorded as lost (and run again by --resume).
+    def groups(c):
+        return [c[i:i + concurrency] for i in range(0, len(c), concurrency)]
+
+    suspects: list = []
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-    inflight: dict = {}
+    inflight: dict = {}  # future -> (chunk, run alone as a suspect?)
     try:
         while True:
-            while len(inflight) < 2 * workers:
-                c = requeued.pop() if requeued else next(chunks, None)
+            while len(inflight) < (1 if suspects else 2 * workers):
+                alone = bool(suspects)
+                c = suspects.pop(0) if alone else next(chunks, None)
                 if c is None:
                     break
-                inflight[pool.submit(run_chunk, [s.model_dump(mode="json") for s in c], concurrency)] = c
+                inflight[pool.submit(run_chunk, [s.model_dump(mode="json") for s in c], concurrency)] = (c, alone)
             if not inflight:
                 break
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            broken = False
             for fut in done:
-                c = inflight.pop(fut, None)
-                if c is None:  # requeued after the pool broke
-                    continue
+                c, alone = inflight.pop(fut)
                 try:
                     yield from _parse(fut.result())
-                except Exception as e:  # the worker died (e.g. killed, out of memory)
-                    for s in c:
-                        yield error_record(s, f"worker failed: {type(e).__name__}: {e}"), ""
-                    if "BrokenProcessPool" in type(e).__name__:
-                        pool.shutdown(wait=False, cancel_futures=True)
-                        requeued.extend(inflight.values())
-                        inflight.clear()
-                        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+                except Exception as e:  # the worker died (killed, out of memory, os._exit)
+                    broken = True
+                    if alone:
+                        for s in c:
+                            yield error_record(s, f"{LOST}: {type(e).__name__}: {e}"), ""
+                    else:
+                        suspects.extend(groups(c))
+            if broken:
+                for c, _ in inflight.values():
+                    suspects.extend(groups(c))
+                inflight.clear()
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
@@ -152,7 +164,7 @@ def _dask(chunks, workers, scheduler, concurrency):
                 yield from _parse(fut.result())
             except Exception as e:
                 for s in c:
-                    yield error_record(s, f"worker failed: {type(e).__name__}: {e}"), ""
+                    yield error_record(s, f"{LOST}: {type(e).__name__}: {e}"), ""
             fut.release()
             if (c := next(chunks, None)) is not None:
                 f = client.submit(run_chunk, [s.model_dump(mode="json") for s in c], concurrency, pure=False)

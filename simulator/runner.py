@@ -26,11 +26,24 @@ def make_specs(scenario: str, params: dict | None, agent: str, *, trials: int, s
     (dicts or `NAME:key=value,...` strings); bad ones raise FaultConfigError."""
     sc, ref = resolve_scenario(scenario, params)
     get_profile(profile, **(profile_params or {}))  # fail early on a bad profile
+    check_budgets(budgets or {})
     fs = normalize_faults(list(sc.faults) + list(faults or []))
     check_faults(fs, sc)
     return [TrialSpec(scenario=ref, agent=agent, agent_params=agent_params or {}, profile=profile,
                       profile_params=profile_params or {}, seed=seed, replicate=r,
                       budgets=budgets or {}, faults=fs) for r in range(trials)]
+
+
+def check_budgets(budgets: dict) -> None:
+    """Budget overrides must name a known budget and hold a positive number."""
+    from pydantic import ValidationError
+
+    from .scenario import Budgets
+    try:
+        Budgets.model_validate(budgets)
+    except ValidationError as e:
+        raise ValueError("bad budget: " + "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}"
+                                                    for x in e.errors())) from None
 
 
 class JobMaker:
@@ -46,10 +59,15 @@ class JobMaker:
         if key not in self._scenarios:
             sc, ref = resolve_scenario(spec.scenario.ref, spec.scenario.params)
             self._scenarios[key] = (sc, ref.digest)
-        sc, dig = self._scenarios[key]
+        sc, _ = self._scenarios[key]
         if spec.agent not in self._factories:
             self._factories[spec.agent] = load_factory(spec.agent)
         return Job(spec, sc, self._factories[spec.agent], self.model_factory)
+
+    def digest(self, spec: TrialSpec) -> str:
+        """The content digest of the scenario a spec resolves to today."""
+        self(spec)
+        return self._scenarios[digest(spec.scenario.model_dump())][1]
 
 
 class Summary:
@@ -168,20 +186,32 @@ def run_sweep(path: str | Path, *, executor: str = "process", workers: int | Non
             out = prior[-1].parent
         else:
             out = base / f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+            n = 1
+            while out.exists():  # never reuse a directory: another sweep of that name started this second
+                n += 1
+                out = out.with_name(f"{out.name.rsplit('~', 1)[0]}~{n}")
     elif resume and not (Path(out) / "records.jsonl").exists():
         raise LookupError(f"nothing to resume in {out}: it has no records.jsonl")
+    if resume and (Path(out) / "manifest.json").exists():
+        import json
+        old = json.loads((Path(out) / "manifest.json").read_text()).get("sweep")
+        if old is not None and old != sweep.model_dump(mode="json"):
+            raise LookupError(f"{path} has changed since the sweep in {out} started; resuming would mix "
+                              "two sweeps (run it without --resume, or with another --out)")
     manifest = {"run_id": Path(out).name, "command": "sweep", "sweep_file": str(path),
                 "sweep": sweep.model_dump(mode="json"), "seed": sweep.seed, "trials": total,
                 "executor": executor}
     store = ResultsStore(out, manifest, resume=resume)
     done = len(store.done)
-    todo = (s for s in iter_specs(sweep, cells, merged) if s.id not in store.done)
+    todo = _unfinished_groups(iter_specs(sweep, cells, merged), store.done, sweep.concurrency)
     if on_start:
         on_start(total, done)
     counts = {"trials": 0}
     try:
         for rec, events in execute(todo, executor=executor, workers=workers, scheduler=scheduler,
                                    concurrency=sweep.concurrency):
+            if rec.trial_id in store.done:
+                continue  # re-run only to rebuild its shared environment; already committed
             store.append(rec, events)
             counts["trials"] += 1
             if progress:
@@ -196,6 +226,20 @@ def run_sweep(path: str | Path, *, executor: str = "process", workers: int | Non
     return summary, Path(out)
 
 
+def _unfinished_groups(specs, done: set[str], concurrency: int):
+    """Specs of every environment group with a trial still to run. Sessions that share an
+    environment affect each other, so a group is re-run whole, exactly as it first ran."""
+    group: list = []
+    for s in specs:
+        group.append(s)
+        if len(group) == concurrency:
+            if any(x.id not in done for x in group):
+                yield from group
+            group = []
+    if group and any(x.id not in done for x in group):
+        yield from group
+
+
 def rows_from_records(records) -> tuple[list[dict], int]:
     """Analysis rows (task, trial, success, length, cells) from records; harness errors are
     kept apart, never counted as agent failures. Returns (rows, number of error trials)."""
@@ -208,7 +252,8 @@ def rows_from_records(records) -> tuple[list[dict], int]:
         # a task is a scenario with its parameters as one design, profile and fault setting
         # met it (as in tau-bench: pass^k is per agent), so replicates are its trials
         task = f"{f['task']}|{f['agent']}|{r.profile}|{f['fault']}"
-        rows.append({"task": task, "trial": r.replicate, "success": r.outcome == "success",
+        rows.append({"task": task, "pair": f"{f['task']}|{f['agent']}|{r.profile}",
+                     "trial": r.replicate, "success": r.outcome == "success",
                      "length": max(1, r.golden_length), "sim_time_s": r.sim_time_s, "agent": f["agent"],
                      "profile": r.profile, "fault": f["fault"], "scenario": f["scenario_ref"],
                      "fault_never_fired": f["fault_never_fired"]})
@@ -230,6 +275,8 @@ def analyze_results(path: str | Path, *, seed: int = 0, n_boot: int = 1000) -> d
         raise LookupError(f"no such results directory or table: {p}")
     if not rows:
         raise LookupError(f"{p} holds no trials to analyse" + (f" ({errors} harness errors)" if errors else ""))
+    # bootstraps draw rows by position: fix the order, whatever order workers finished in
+    rows.sort(key=lambda r: (str(r.get("task")), str(r.get("trial"))))
     out = analysis.analyze(rows, seed=seed, n_boot=n_boot)
     out["source"] = source
     out["error_trials_excluded"] = errors
@@ -243,8 +290,11 @@ def analyze_results(path: str | Path, *, seed: int = 0, n_boot: int = 1000) -> d
         groups = {}
         for r in rows:
             groups.setdefault((r.get("agent"), r.get("profile")), []).append(r)
+        # paired: the same scenario, parameters and replicate under each fault setting (common
+        # random numbers), so the task for this comparison leaves the fault setting out
         out["fault_effects"] = [{"agent": a, "profile": pr, "effects": analysis.fault_effects(
-            rs, baseline="none" if any(x["fault"] == "none" for x in rs) else rs[0]["fault"],
+            [{**x, "task": x.get("pair", x["task"])} for x in rs],
+            baseline="none" if any(x["fault"] == "none" for x in rs) else min(str(x["fault"]) for x in rs),
             seed=seed, n_boot=n_boot)} for (a, pr), rs in sorted(groups.items(), key=str)]
         out["success_by_fault_length"] = analysis.success_by_cell(rows, ["fault", "length"])
     return out
@@ -277,11 +327,27 @@ def replay(trial_id: str, roots: list[Path]) -> tuple[TrialRecord, TrialRecord, 
         raise LookupError(f"no trial with id {trial_id!r} under {', '.join(map(str, roots))}")
     stored, run_dir = found
     spec = TrialSpec.model_validate(stored.spec)
-    job = JobMaker()(spec)
+    make = JobMaker()
+    job = make(spec)
+    now = make.digest(spec)
+    if now != spec.scenario.digest:
+        raise LookupError(f"scenario {spec.scenario.ref!r} has changed since trial {stored.trial_id} was "
+                          f"recorded (content digest {spec.scenario.digest} then, {now} now); replay needs it "
+                          "as it was")
     got: list = []
     run_jobs([job], on_done=lambda r, ev: got.append((r, ev)))
     fresh, events = got[0]
     return stored, fresh, events, run_dir
+
+
+def shared_environment(run_dir: Path) -> int:
+    """How many sessions shared one environment in a run (a replay runs its trial alone)."""
+    import json
+    try:
+        m = json.loads((Path(run_dir) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return 1
+    return int((m.get("sweep") or {}).get("concurrency") or m.get("concurrency") or 1)
 
 
 def propagation_results(path: str | Path) -> dict:

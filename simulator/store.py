@@ -29,17 +29,23 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+LOST = "worker failed"  # a trial whose worker died: recorded, but run again on --resume
+
+
 def committed_ids(root: Path) -> set[str]:
-    """Trial ids with a complete record line (a torn last line is not a commit)."""
+    """Trial ids with a complete record line (a torn last line is not a commit, nor is a
+    trial lost with its worker)."""
     ids: set[str] = set()
     path = Path(root) / "records.jsonl"
     if path.exists():
         with open(path, encoding="utf-8") as f:
             for line in f:
                 try:
-                    ids.add(json.loads(line)["trial_id"])
-                except (ValueError, KeyError):
+                    r = json.loads(line)
+                except ValueError:
                     continue
+                if "trial_id" in r and not str(r.get("error") or "").startswith(LOST):
+                    ids.add(r["trial_id"])
     return ids
 
 
@@ -53,6 +59,8 @@ def _repair(root: Path, keep: set[str]) -> None:
                 tid = json.loads(line)["trial_id"]
             except (ValueError, KeyError):
                 continue
+            if tid not in keep:
+                continue  # lost with its worker: it will be run again
             if tid not in seen:
                 seen.add(tid)
                 lines.append(line)
@@ -73,6 +81,8 @@ def _repair(root: Path, keep: set[str]) -> None:
 class ResultsStore:
     def __init__(self, root: Path, manifest: dict, resume: bool = False):
         self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise LookupError(f"cannot write results to {self.root}: it is a file, not a directory")
         self.root.mkdir(parents=True, exist_ok=True)
         self.done = committed_ids(self.root) if resume else set()
         if resume:
@@ -92,6 +102,8 @@ class ResultsStore:
 
     def append(self, record: TrialRecord, events: list[dict] | str) -> None:
         """Events first, then the record line that commits the trial."""
+        if not record.error or not record.error.startswith(LOST):
+            self.done.add(record.trial_id)
         if isinstance(events, str):
             self._events.write(events)
         else:

@@ -98,6 +98,15 @@ def plan(sweep: SweepFile, source: str = "sweep") -> tuple[list, dict, int]:
     """Check every reference of a sweep; return (cells, fault settings per cell, number of trials).
     Raises ScenarioError listing every problem."""
     problems: list[tuple[str, int | None, str]] = []
+    from .runner import check_budgets
+    try:
+        check_budgets(sweep.budgets)
+    except ValueError as e:
+        problems.append(("budgets", None, str(e)))
+    for what, items in (("profiles", sweep.profiles), ("agents", [a.model_dump_json() for a in sweep.agents]),
+                        ("scenarios", [a.model_dump_json() for a in sweep.scenarios])):
+        if len(set(items)) != len(items):
+            problems.append((what, None, "an entry is listed twice: every cell would run twice"))
     for i, prof in enumerate(sweep.profiles):
         try:
             get_profile(prof)

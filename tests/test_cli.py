@@ -141,3 +141,46 @@ def test_list_and_schema(tmp_path):
         assert name in res.stdout
     res = invoke("schema", "--out", tmp_path / "s.json")
     assert json.loads((tmp_path / "s.json").read_text())["title"] == "attrition scenario"
+
+
+def test_step_budget_boundary(tmp_path):
+    ok = run_json(tmp_path, "support_refund", "--trials", 1, "--seed", 0, name="a")
+    steps = ok["mean_steps"]
+    exact = run_json(tmp_path, "support_refund", "--trials", 1, "--seed", 0, "--budget", f"max_steps={int(steps)}",
+                     name="b")
+    less = run_json(tmp_path, "support_refund", "--trials", 1, "--seed", 0, "--budget",
+                    f"max_steps={int(steps) - 1}", name="c")
+    assert exact["outcomes"]["success"] == 1 and less["outcomes"]["budget"] == 1
+
+
+@pytest.mark.parametrize("value", ["max_steps=abc", "max_steps=0"])
+def test_bad_budget_values(tmp_path, value):
+    res = invoke("run", "support_refund", "--budget", value, "--out", tmp_path / "z")
+    assert res.exit_code == 2 and "bad budget" in res.stderr
+
+
+def test_replay_refuses_a_short_or_ambiguous_prefix(tmp_path):
+    run_json(tmp_path, "support_refund", "--trials", 40, "--seed", 1)
+    res = invoke("replay", "ab", "--results", tmp_path)
+    assert res.exit_code == 2 and "at least 4 characters" in res.stderr
+    ids = [json.loads(x)["trial_id"] for x in (tmp_path / "r" / "records.jsonl").read_text().splitlines()]
+    firsts = {}
+    for i in ids:
+        firsts.setdefault(i[0], []).append(i)
+    shared = next((v for v in firsts.values() if len(v) > 1), None)
+    if shared:  # with 40 ids two almost surely share a first hex digit; use a longer common prefix
+        import os.path
+        prefix = os.path.commonprefix(shared[:2])
+        if len(prefix) >= 4:
+            res = invoke("replay", prefix, "--results", tmp_path)
+            assert res.exit_code == 2 and "matches 2 trials" in res.stderr
+
+
+def test_replay_notices_a_changed_scenario(tmp_path):
+    sc = tmp_path / "s.yaml"
+    sc.write_text((FIXTURES / "slow_tools.yaml").read_text())
+    run_json(tmp_path, str(sc), "--trials", 1, "--seed", 1)
+    trial = json.loads((tmp_path / "r" / "records.jsonl").read_text())["trial_id"]
+    sc.write_text(sc.read_text().replace("dataset: orders", "dataset: invoices"))
+    res = invoke("replay", trial, "--results", tmp_path)
+    assert res.exit_code == 2 and "has changed since trial" in res.stderr

@@ -52,9 +52,9 @@ def test_success_is_judged_on_the_final_world():
     (rec, events), = run(seed=0)
     names = [c.name for c in rec.checks]
     assert "state refunds" in names and "state orders.O-5521.status" in names
-    if rec.outcome == "success":
-        writes = [e for e in events if e["event"] == "world_write"]
-        assert writes
+    assert rec.outcome == "success"
+    writes = {p for e in events if e["event"] == "world_write" for p in e["paths"]}
+    assert writes == {"refunds.RF-1", "tickets.TK-1", "orders.O-5521"}
 
 
 def test_record_fields():
@@ -151,4 +151,5 @@ def test_decay_at_512():
         specs = make_specs("chain", {"length": n}, "react", trials=trials, seed=2)
         make = JobMaker()
         return summarize(run_jobs([make(s) for s in specs]))["success_rate"]
-    assert rate(2, 20) > rate(64, 20) > rate(512, 4) or rate(512, 4) == 0.0
+    r2, r64, r512 = rate(2, 20), rate(64, 20), rate(512, 4)
+    assert r2 > r64 >= r512 and r512 < 0.5

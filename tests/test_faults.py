@@ -301,3 +301,19 @@ def test_langgraph_retry_policy_sleeps_on_the_virtual_clock():
     assert r1.sim_time_s > 90
     (r2, ev2), = run(agent=f"{__file__}:flaky_graph", seed=21)
     assert [e["seconds"] for e in ev2 if e["event"] == "sleep"] == [e["seconds"] for e in sleeps]
+
+
+def test_stacked_corruptions_do_not_crash_the_harness():
+    recs = run(trials=3, seed=22, faults=["malformed:rate=1", "silent_wrong:rate=1", "truncated:rate=1"])
+    assert all(r.outcome != "error" for r, _ in recs)
+
+
+def test_default_rates_apply_to_single_and_persistent_faults():
+    recs = run(trials=10, seed=23, faults=["auth_expired"], agent="react-retry")
+    first = [next((e["call"] for e in ev if e["event"] == "fault"), None) for _, ev in recs]
+    assert len({c for c in first if c is not None}) > 1  # not always the first call
+
+
+def test_a_scenario_fault_and_a_sweep_fault_of_one_name_stay_apart():
+    fs = normalize_faults(normalize_faults(["server_error:rate=0.1"]) + normalize_faults(["server_error:rate=0.2"]))
+    assert [f["id"] for f in fs] == ["server_error", "server_error#2"]

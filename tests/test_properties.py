@@ -26,9 +26,14 @@ def test_get_path_indexes_lists(items, i):
     assert got == (items[i] if i < len(items) else MISSING)
 
 
+def test_stream_derivation_is_pinned():
+    # a change here changes every trial of every seed: it must be deliberate
+    assert derive_seed(0, "scenario", 1, "model") == 9036038194266546167
+
+
 @given(st.integers(), st.lists(st.text(max_size=5), max_size=4))
-def test_streams_are_reproducible_and_independent(seed, ks):
-    assert derive_seed(seed, *ks) == derive_seed(seed, *ks)
+def test_streams_are_independent(seed, ks):
+    assert derive_seed(seed, *ks, "a") != derive_seed(seed, *ks, "b")
     assert stream(seed, *ks, "a").random() != stream(seed, *ks, "b").random()
 
 

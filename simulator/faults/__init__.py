@@ -91,9 +91,11 @@ def normalize_faults(raw: list, where: str = "faults") -> tuple[dict, ...]:
                                    f"(drop target={target})")
         n = seen[name] = seen.get(name, 0) + 1
         fid = fid or (name if n == 1 else f"{name}#{n}")
-        while fid in used:  # two settings of one fault (say, the scenario's and a sweep's) stay apart
-            n = seen[name] = seen[name] + 1
-            fid = f"{name}#{n}"
+        if fid in used:  # two settings of one fault (say, the scenario's and a sweep's) stay apart
+            k = 2
+            while f"{name}#{k}" in used:
+                k += 1
+            fid = f"{name}#{k}"
         used.add(fid)
         out.append({"name": name, "id": fid, "target": target, "params": params, "trigger": trigger})
     return tuple(out)
