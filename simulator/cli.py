@@ -208,9 +208,12 @@ def analyze(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     seed: int = typer.Option(0, "--seed", help="seed of the bootstrap"),
     n_boot: int = typer.Option(1000, "--bootstrap", min=50, help="bootstrap replicates"),
+    exclude_unfired: bool = typer.Option(False, "--exclude-unfired", help="leave out trials in which a "
+                                         "configured fault never fired"),
 ) -> None:
     """Success rate, pass^k, and how success decays with length (horizons, hazard law)."""
-    a = _guard(lambda: _lookup(lambda: runner.analyze_results(results, seed=seed, n_boot=n_boot)))
+    a = _guard(lambda: _lookup(lambda: runner.analyze_results(results, seed=seed, n_boot=n_boot,
+                                                              exclude_unfired=exclude_unfired)))
     if as_json:
         print(json.dumps(a, indent=2, default=str))
     else:

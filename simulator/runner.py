@@ -260,8 +260,9 @@ def rows_from_records(records) -> tuple[list[dict], int]:
     return rows, errors
 
 
-def analyze_results(path: str | Path, *, seed: int = 0, n_boot: int = 1000) -> dict:
-    """Analysis of a results directory (records) or an external table (CSV, JSONL, JSON)."""
+def analyze_results(path: str | Path, *, seed: int = 0, n_boot: int = 1000, exclude_unfired: bool = False) -> dict:
+    """Analysis of a results directory (records) or an external table (CSV, JSONL, JSON).
+    With exclude_unfired, trials in which a configured fault never fired are left out."""
     from . import analysis
     p = Path(path)
     if p.is_dir():
@@ -269,6 +270,8 @@ def analyze_results(path: str | Path, *, seed: int = 0, n_boot: int = 1000) -> d
             raise LookupError(f"{p} is not a results directory (no records.jsonl)")
         rows, errors = rows_from_records(iter_records(p))
         source = "attrition"
+        if exclude_unfired:
+            rows = [r for r in rows if not r["fault_never_fired"]]
     elif p.exists():
         rows, errors, source = analysis.load_table(p), 0, "table"
     else:
@@ -307,11 +310,9 @@ def _cell(rows: list[dict], seed: int, n_boot: int) -> dict:
             "horizon_50", "horizon_80", "per_step_reliability", "half_length", "weibull", "by_length")
     cell = {k: a.get(k) for k in keep if k in a}
     # horizons in virtual time: steps times the virtual seconds a successful step takes
-    ok = [r for r in rows if r["success"] and r.get("sim_time_s")]
-    if ok and cell.get("horizon_50") and cell["horizon_50"].get("estimate"):
-        ok = [r for r in ok if r.get("length")]
-        per_step = sum(r["sim_time_s"] for r in ok) / sum(r["length"] for r in ok) if ok else None
-    if ok and per_step and cell.get("horizon_50") and cell["horizon_50"].get("estimate"):
+    ok = [r for r in rows if r["success"] and r.get("sim_time_s") and r.get("length")]
+    per_step = sum(r["sim_time_s"] for r in ok) / sum(r["length"] for r in ok) if ok else None
+    if per_step and cell.get("horizon_50") and cell["horizon_50"].get("estimate"):
         cell["seconds_per_step"] = per_step
         for h in ("horizon_50", "horizon_80"):
             if cell.get(h) and cell[h].get("estimate") is not None:

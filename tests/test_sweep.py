@@ -247,3 +247,11 @@ def test_more_bad_sweep_files(tmp_path, text, where):
     with pytest.raises(ScenarioError) as e:
         expand(load_sweep(f), str(f))
     assert where in str(e.value)
+
+
+def test_analyze_can_leave_out_trials_whose_fault_never_fired(tmp_path):
+    run_sweep(SMALL, executor="serial", out=tmp_path / "s")
+    all_ = analyze_results(tmp_path / "s", n_boot=100)
+    fired = analyze_results(tmp_path / "s", n_boot=100, exclude_unfired=True)
+    unfired = sum(r.faults_not_fired != [] for r in iter_records(tmp_path / "s"))
+    assert unfired > 0 and fired["n_trials"] == all_["n_trials"] - unfired
