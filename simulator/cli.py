@@ -271,16 +271,23 @@ def propagation(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     graphml: Optional[Path] = typer.Option(None, "--graphml", help="write the aggregated propagation graph "
                                            "as GraphML (and JSON beside it)"),
+    trials_out: Optional[Path] = typer.Option(None, "--trials", help="write every trial's root causes "
+                                              "(detection, steps and time to it, depth, blast radius) as JSON lines"),
 ) -> None:
     """Trace every fault and model error to what it broke; containment per graph node."""
     import networkx as nx
     from .propagation import graph_json
+    for target in (graphml, trials_out):
+        if target is not None and not target.parent.is_dir():
+            _fail(f"cannot write {target}: no directory {target.parent}")
     res = _guard(lambda: _lookup(lambda: runner.propagation_results(results)))
+    per_trial = res.pop("trials")
+    if trials_out:
+        trials_out.write_text("".join(json.dumps(t, default=str) + "\n" for t in per_trial))
+        err.print(f"wrote {len(per_trial)} trials to {trials_out}", highlight=False)
     graphs = {"all": res.pop("graph")}
     for name, sub in (res.get("by_agent") or {}).items():
         graphs[name] = sub.pop("graph")
-    if graphml and not graphml.parent.is_dir():
-        _fail(f"cannot write {graphml}: no directory {graphml.parent}")
     if graphml:
         g = graphs["all"] if len(graphs) == 1 else nx.union_all(
             [nx.relabel_nodes(gr, lambda n, k=k: f"{k}/{n}") for k, gr in graphs.items() if k != "all"])

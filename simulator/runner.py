@@ -376,6 +376,8 @@ def propagation_results(path: str | Path) -> dict:
     if not traces:
         raise LookupError(f"{p} holds no traced trials")
     out = aggregate(traces)
+    out["trials"] = [{k: t[k] for k in ("trial_id", "agent", "profile", "outcome", "failure_mode",
+                                         "silent_failure", "roots")} for t in traces]
     groups: dict[str, list] = {}
     for t in traces:
         groups.setdefault(t["agent"] + ("" if len({x["profile"] for x in traces}) == 1 else f" / {t['profile']}"),

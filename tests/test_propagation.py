@@ -108,7 +108,7 @@ faults:
 """)
     run_sweep(sweep, executor="serial", out=tmp_path / "r")
     res = CliRunner().invoke(app, ["propagation", str(tmp_path / "r"), "--json", "--graphml",
-                                   str(tmp_path / "g.graphml")])
+                                   str(tmp_path / "g.graphml"), "--trials", str(tmp_path / "t.jsonl")])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert {"silent_failure_rate", "ci_low", "ci_high", "root_causes", "nodes"} <= set(out)
@@ -117,6 +117,11 @@ faults:
         assert {"originated", "entered", "escaped", "containment_rate"} <= set(node)
     assert set(out["by_agent"]) == {"react", "plan-execute-verify"}
     assert out["by_agent"]["plan-execute-verify"]["nodes"]["verify"]["containment_rate"] > 0.8
+    per_trial = [json.loads(x) for x in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert len(per_trial) == 8
+    root = next(r for t in per_trial for r in t["roots"] if r["type"] == "silent_wrong")
+    assert {"detected", "steps_to_detection", "time_to_detection_s", "contained", "depth",
+            "blast_radius"} <= set(root)
     g = nx.read_graphml(tmp_path / "g.graphml")
     assert g.number_of_edges() > 0
     assert json.loads((tmp_path / "g.json").read_text())["all"]["edges"]
