@@ -444,18 +444,14 @@ def _inc(g: nx.DiGraph, a: str, b: str) -> None:
 
 def iter_trial_events(path) -> Iterable[tuple[str, list[dict]]]:
     """Events grouped by trial, streaming (each trial's events are contiguous in the log)."""
+    from .store import iter_jsonl
     current, batch = None, []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue
-            if e.get("trial") != current and batch:
-                yield current, batch
-                batch = []
-            current = e.get("trial")
-            batch.append(e)
+    for e in iter_jsonl(path):
+        if e.get("trial") != current and batch:
+            yield current, batch
+            batch = []
+        current = e.get("trial")
+        batch.append(e)
     if batch:
         yield current, batch
 

@@ -32,21 +32,25 @@ def atomic_write(path: Path, text: str) -> None:
 LOST = "worker failed"  # a trial whose worker died: recorded, but run again on --resume
 
 
+def iter_jsonl(path: Path) -> Iterator[dict]:
+    """The objects of a JSON-lines log, skipping a torn line (what a killed writer leaves)."""
+    if not Path(path).exists():
+        return
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                yield obj
+
+
 def committed_ids(root: Path) -> set[str]:
     """Trial ids with a complete record line (a torn last line is not a commit, nor is a
     trial lost with its worker)."""
-    ids: set[str] = set()
-    path = Path(root) / "records.jsonl"
-    if path.exists():
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    r = json.loads(line)
-                except ValueError:
-                    continue
-                if "trial_id" in r and not str(r.get("error") or "").startswith(LOST):
-                    ids.add(r["trial_id"])
-    return ids
+    return {r["trial_id"] for r in iter_jsonl(Path(root) / "records.jsonl")
+            if "trial_id" in r and not str(r.get("error") or "").startswith(LOST)}
 
 
 def _repair(root: Path, keep: set[str]) -> None:
@@ -125,17 +129,15 @@ class ResultsStore:
 
 
 def iter_records(root: Path) -> Iterator[TrialRecord]:
-    path = Path(root) / "records.jsonl"
     seen = set()
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                r = TrialRecord.model_validate_json(line)
-            except ValueError:
-                continue
-            if r.trial_id not in seen:
-                seen.add(r.trial_id)
-                yield r
+    for obj in iter_jsonl(Path(root) / "records.jsonl"):
+        try:
+            r = TrialRecord.model_validate(obj)
+        except ValueError:
+            continue
+        if r.trial_id not in seen:
+            seen.add(r.trial_id)
+            yield r
 
 
 def flatten(r: TrialRecord) -> dict[str, Any]:

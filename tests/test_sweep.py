@@ -58,6 +58,9 @@ def test_common_random_numbers_across_designs():
     ("name: x\nscenarios: [{ref: chain, params: {lenght: [1]}}]\n", "unknown parameter"),
     ("name: x\nscenarios: [{ref: chain}]\nreplicates: 0\n", "replicates"),
     ("name: x\nscenarios: [{ref: chain}\n", "malformed YAML"),
+    ("name: x\nscenarios: [{ref: chain}]\nprofiles: [strong, strong]\n", "listed twice"),
+    ("name: x\nscenarios: [{ref: chain}]\nbudgets: {max_step: 3}\n", "bad budget"),
+    ("", "must be a YAML mapping"),
 ])
 def test_bad_sweep_files_say_what_is_wrong(tmp_path, text, where):
     f = tmp_path / "bad.yaml"
@@ -234,19 +237,6 @@ def test_a_dying_worker_loses_only_its_own_trial(tmp_path):
     assert summary["trials"] == 10
     summary, _ = run_sweep(f, executor="process", workers=2, out=out, resume=True)
     assert summary["resumed_from"] == 9 and summary["ran_now"] == 1  # the lost trial is tried again
-
-
-@pytest.mark.parametrize("text, where", [
-    ("name: x\nscenarios: [{ref: chain}]\nprofiles: [strong, strong]\n", "listed twice"),
-    ("name: x\nscenarios: [{ref: chain}]\nbudgets: {max_step: 3}\n", "bad budget"),
-    ("", "must be a YAML mapping"),
-])
-def test_more_bad_sweep_files(tmp_path, text, where):
-    f = tmp_path / "bad.yaml"
-    f.write_text(text)
-    with pytest.raises(ScenarioError) as e:
-        expand(load_sweep(f), str(f))
-    assert where in str(e.value)
 
 
 def test_analyze_can_leave_out_trials_whose_fault_never_fired(tmp_path):
