@@ -13,7 +13,6 @@ from rich.table import Table
 
 from . import runner
 from .designs import DesignError, load_factory
-from .faults import FaultConfigError
 from .registry import entries, load_builtins
 from .scenario import ScenarioError, json_schema, load_scenario_file
 from .spec import digest
@@ -36,13 +35,13 @@ def _fail(msg: str, code: int = 2) -> None:
 
 
 def _guard(fn):
+    """Bad input (a scenario, design, fault, parameter or results path) becomes one message
+    and exit code 2; anything else is a bug and keeps its traceback."""
     try:
         return fn()
     except (ScenarioError, DesignError, UserError) as e:
         _fail(str(e))
-    except FaultConfigError as e:
-        _fail(str(e))
-    except (KeyError, ValueError) as e:
+    except (LookupError, ValueError) as e:  # KeyError's str() would add quotes: use its message
         _fail(str(e.args[0]) if e.args else str(e))
 
 
@@ -174,15 +173,15 @@ def sweep(
             state["tick"](rec)
 
     try:
-        summary, run_dir = _guard(lambda: _lookup(lambda: runner.run_sweep(
+        summary, run_dir = _guard(lambda: runner.run_sweep(
             sweep_file, executor=executor, workers=workers, scheduler=scheduler, resume=resume,
-            out=out_dir, progress=tick, on_start=on_start)))
+            out=out_dir, progress=tick, on_start=on_start))
     except KeyboardInterrupt:
         _fail("interrupted; finished trials are saved: run again with --resume to finish", 130)
     finally:
         if state.get("bar"):
             state["bar"].stop()
-    analysis = _guard(lambda: _lookup(lambda: runner.analyze_results(run_dir)))
+    analysis = _guard(lambda: runner.analyze_results(run_dir))
     if as_json:
         print(json.dumps({**summary, "results_dir": str(run_dir), "analysis": analysis}, indent=2, default=str))
     else:
@@ -192,13 +191,6 @@ def sweep(
         err.print(f"{summary['outcomes']['error']} trial(s) ended in error, e.g.: "
                   f"{summary['errors'][0] if summary['errors'] else '?'}", highlight=False)
         raise typer.Exit(1)
-
-
-def _lookup(fn):
-    try:
-        return fn()
-    except LookupError as e:
-        raise UserError(str(e.args[0])) from None
 
 
 @app.command()
@@ -212,8 +204,8 @@ def analyze(
                                          "configured fault never fired"),
 ) -> None:
     """Success rate, pass^k, and how success decays with length (horizons, hazard law)."""
-    a = _guard(lambda: _lookup(lambda: runner.analyze_results(results, seed=seed, n_boot=n_boot,
-                                                              exclude_unfired=exclude_unfired)))
+    a = _guard(lambda: runner.analyze_results(results, seed=seed, n_boot=n_boot,
+                                              exclude_unfired=exclude_unfired))
     if as_json:
         print(json.dumps(a, indent=2, default=str))
     else:
@@ -280,7 +272,7 @@ def propagation(
     for target in (graphml, trials_out):
         if target is not None and not target.parent.is_dir():
             _fail(f"cannot write {target}: no directory {target.parent}")
-    res = _guard(lambda: _lookup(lambda: runner.propagation_results(results)))
+    res = _guard(lambda: runner.propagation_results(results))
     per_trial = res.pop("trials")
     if trials_out:
         trials_out.write_text("".join(json.dumps(t, default=str) + "\n" for t in per_trial))
@@ -466,12 +458,7 @@ def replay(
     as_json: bool = typer.Option(False, "--json", help="print events as JSON lines"),
 ) -> None:
     """Re-run one trial from its id and print its event trace."""
-    def go():
-        try:
-            return runner.replay(trial_id, results)
-        except LookupError as e:
-            raise UserError(str(e)) from None
-    stored, fresh, events, run_dir = _guard(go)
+    stored, fresh, events, run_dir = _guard(lambda: runner.replay(trial_id, results))
     for e in events:
         if as_json:
             print(json.dumps(e, default=str))

@@ -115,15 +115,7 @@ class Brain:
                     # the point where a corrupted value enters the model's work
                     self.s.trace.emit("corruption_accepted", role=self.role, step=r.step,
                                       call=r.artifact.get("call"), faults=r.artifact.get("faults"), flags=bad)
-                if v == "accept":
-                    b.known[r.step] = content
-                    b.done.add(r.step)
-                    if r.mode not in GOOD_MODES or r.status != "ok" or r.artifact.get("corrupted"):
-                        b.uncorrected.add(r.step)
-                    else:
-                        b.uncorrected.discard(r.step)
-                else:
-                    b.retries[r.step] = b.retries.get(r.step, 0) + 1
+                b.judge(r, v, content)
             inj = r.artifact.get("injection")
             if inj and obey is None and self.rng.random() < p.obey_injection:
                 obey = inj

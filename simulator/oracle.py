@@ -62,6 +62,22 @@ class Belief:
     override: dict[str, Any] = field(default_factory=dict)   # "step.arg" -> changed goal
     noise: str | None = None                                 # typo / paraphrase in the current request
 
+    def judge(self, r: "Result", verdict: str, content: Any = None) -> None:
+        """Take a verdict on one result into the belief: an accepted result is the step's
+        output (an error or a bad one stays in context as an uncorrected error); a rejected
+        one counts as a retry of the step. Used both live and when reading history back."""
+        if verdict == "reject":
+            self.retries[r.step] = self.retries.get(r.step, 0) + 1
+            return
+        if r.mode == "repeated_call":
+            return
+        self.known[r.step] = r.content if content is None else content
+        self.done.add(r.step)
+        if r.mode not in GOOD_MODES or r.status != "ok" or r.artifact.get("corrupted"):
+            self.uncorrected.add(r.step)
+        else:
+            self.uncorrected.discard(r.step)
+
 
 def classify(msg: ToolMessage) -> tuple[Any, str]:
     raw = msg.content if isinstance(msg.content, str) else json.dumps(msg.content, default=str)
@@ -139,17 +155,8 @@ class HistoryReader:
             ann = (m.additional_kwargs or {}).get(ANN, {})
             for cid, verdict in ann.get("verdicts", {}).items():
                 r = self.results.get(cid)
-                if r is None or r.step is None:
-                    continue
-                if verdict == "accept" and r.mode != "repeated_call":
-                    b.known[r.step] = r.content
-                    b.done.add(r.step)
-                    if r.mode not in GOOD_MODES or r.status != "ok" or r.artifact.get("corrupted"):
-                        b.uncorrected.add(r.step)
-                    else:
-                        b.uncorrected.discard(r.step)
-                elif verdict == "reject":
-                    b.retries[r.step] = b.retries.get(r.step, 0) + 1
+                if r is not None and r.step is not None:
+                    b.judge(r, verdict)
             b.unjudged = []
             b.asked_clarification = bool(ann.get("clarify"))
             if "summary" in ann:  # a summary stands in for the messages it replaced
@@ -179,7 +186,3 @@ class HistoryReader:
                        status, art)
             self.results[m.tool_call_id] = r
             b.unjudged.append(r)
-
-
-def read_history(messages, oracle: Oracle) -> Belief:
-    return HistoryReader(oracle).read(messages)

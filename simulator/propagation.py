@@ -312,8 +312,7 @@ def trace_trial(record, events: list[dict]) -> dict:
         else:
             answer = record.answer or ""
             for r in roots.values():
-                if any(json.loads(k) if k.startswith('"') else None for k in r.values if
-                       k.startswith('"') and json.loads(k) in answer):
+                if any(k.startswith('"') and json.loads(k) in answer for k in r.values):
                     r.reached_final = hit = True
                     g.add_edge(r.id, cn, relation="in the answer")
         if not hit:

@@ -1,7 +1,6 @@
 """TrialRecords: the versioned result of one trial, and reading them back."""
 from __future__ import annotations
 
-import json
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -63,20 +62,6 @@ def versions() -> dict[str, str]:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
-    return out
-
-
-def read_records(run_dir: Path) -> list[TrialRecord]:
-    path = Path(run_dir) / "records.jsonl"
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                try:
-                    out.append(TrialRecord.model_validate_json(line))
-                except ValueError:
-                    continue  # a torn last line from a killed run
     return out
 
 

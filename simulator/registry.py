@@ -5,7 +5,7 @@ Built-ins register themselves like plugins would; `attrition list` reads it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -22,14 +22,6 @@ REGISTRY: dict[str, dict[str, Entry]] = {"scenario": {}, "template": {}, "design
 
 def register(kind: str, name: str, summary: str, obj: Any = None, params: dict | None = None) -> None:
     REGISTRY[kind][name] = Entry(name, kind, summary, obj, params or {})
-
-
-def lookup(kind: str, name: str) -> Entry:
-    table = REGISTRY[kind]
-    if name not in table:
-        known = ", ".join(sorted(table)) or "none"
-        raise KeyError(f"unknown {kind} {name!r}; known {kind}s: {known}")
-    return table[name]
 
 
 def entries(kind: str) -> list[Entry]:
@@ -50,5 +42,3 @@ def load_builtins() -> None:
     templates.register_builtins()
     designs.register_builtins()
 
-
-Factory = Callable[..., Any]

@@ -134,11 +134,6 @@ def summarize(records) -> dict:
     return acc.result()
 
 
-def default_run_dir(base: Path, specs: list[TrialSpec]) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    return Path(base) / f"{stamp}-{digest([s.id for s in specs], 6)}"
-
-
 def run_specs(specs: list[TrialSpec], *, out: Path | None = None, manifest: dict | None = None,
               concurrency: int = 1, stagger_s: float = 0.0,
               progress: Callable[[TrialRecord], None] | None = None,
@@ -379,9 +374,9 @@ def propagation_results(path: str | Path) -> dict:
     out["trials"] = [{k: t[k] for k in ("trial_id", "agent", "profile", "outcome", "failure_mode",
                                          "silent_failure", "roots")} for t in traces]
     groups: dict[str, list] = {}
+    several_profiles = len({t["profile"] for t in traces}) > 1
     for t in traces:
-        groups.setdefault(t["agent"] + ("" if len({x["profile"] for x in traces}) == 1 else f" / {t['profile']}"),
-                          []).append(t)
+        groups.setdefault(t["agent"] + (f" / {t['profile']}" if several_profiles else ""), []).append(t)
     if len(groups) > 1:
         out["by_agent"] = {k: aggregate(v) for k, v in sorted(groups.items())}
     return out

@@ -145,7 +145,6 @@ class ScenarioError(Exception):
     def render(self) -> str:
         lines = [f"{self.source}: {len(self.problems)} problem(s)"]
         for path, line, msg in self.problems:
-            where = f"line {line}" if line else "line ?"
             lines.append(f"  {self.source}:{line or '?'}: {path or '<root>'}: {msg}" if line
                          else f"  {self.source}: {path or '<root>'}: {msg}")
         return "\n".join(lines)
@@ -156,9 +155,8 @@ def _line_index(node, path=(), out=None) -> dict[tuple, int]:
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
-            out[path + (k.value,)] = k.start_mark.line + 1
             _line_index(v, path + (k.value,), out)
-            out[path + (k.value,)] = k.start_mark.line + 1
+            out[path + (k.value,)] = k.start_mark.line + 1  # a field's line is its key's
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
             _line_index(v, path + (i,), out)

@@ -160,20 +160,17 @@ def test_bad_budget_values(tmp_path, value):
 
 
 def test_replay_refuses_a_short_or_ambiguous_prefix(tmp_path):
-    run_json(tmp_path, "support_refund", "--trials", 40, "--seed", 1)
+    from simulator.records import TrialRecord
+    run_json(tmp_path, "support_refund", "--trials", 1, "--seed", 1)
     res = invoke("replay", "ab", "--results", tmp_path)
     assert res.exit_code == 2 and "at least 4 characters" in res.stderr
-    ids = [json.loads(x)["trial_id"] for x in (tmp_path / "r" / "records.jsonl").read_text().splitlines()]
-    firsts = {}
-    for i in ids:
-        firsts.setdefault(i[0], []).append(i)
-    shared = next((v for v in firsts.values() if len(v) > 1), None)
-    if shared:  # with 40 ids two almost surely share a first hex digit; use a longer common prefix
-        import os.path
-        prefix = os.path.commonprefix(shared[:2])
-        if len(prefix) >= 4:
-            res = invoke("replay", prefix, "--results", tmp_path)
-            assert res.exit_code == 2 and "matches 2 trials" in res.stderr
+    twins = tmp_path / "twins"
+    twins.mkdir()
+    (twins / "records.jsonl").write_text("".join(TrialRecord(
+        trial_id=tid, spec={}, scenario="s", agent="a", profile="strong", seed=0, replicate=0,
+        outcome="success").model_dump_json() + "\n" for tid in ("abcd1111", "abcd2222")))
+    res = invoke("replay", "abcd", "--results", twins)
+    assert res.exit_code == 2 and "matches 2 trials" in res.stderr
 
 
 def test_replay_notices_a_changed_scenario(tmp_path):

@@ -1,10 +1,9 @@
 import json
-import math
 
 import pytest
 import simpy
 
-from simulator.engine import Job, run_jobs, session
+from simulator.engine import run_jobs, session
 from simulator.runner import JobMaker, make_specs, summarize
 from simulator.spec import TrialSpec
 

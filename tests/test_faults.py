@@ -78,7 +78,6 @@ def test_a_provider_outage_hits_every_session_inside_it_and_none_outside():
     run_jobs([make(s) for s in specs], concurrency=8, stagger_s=100,
              on_done=lambda r, ev: got.append((r, ev)))
     for r, ev in got:
-        start = ev[0]["t"]
         calls = [e["t"] for e in ev if e["event"] in ("model_call", "model_error")]
         inside = any(300 <= t < 400 for t in calls)
         if inside:

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from simulator.cli import app
 from simulator.propagation import aggregate, trace_trial
-from simulator.runner import propagation_results, run_sweep
+from simulator.runner import run_sweep
 
 from conftest import FIXTURES, run
 

@@ -6,10 +6,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..rng import stream
 from .catalogue import CATALOGUE, Call, FaultDef, TurnCall
 from .errors import FaultError, is_transient
-from .triggers import TRIGGER_KEYS, OutageProcess, Trigger, TriggerState, expected_gap
+from .triggers import TRIGGER_KEYS, OutageProcess, Trigger, TriggerState
 
 __all__ = ["CATALOGUE", "FaultConfigError", "FaultError", "FaultRuntime", "is_transient",
            "normalize_faults", "parse_fault_arg", "check_faults", "describe"]

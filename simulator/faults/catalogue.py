@@ -17,7 +17,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..rng import lognormal, stream
+from ..rng import lognormal
 from . import errors as E
 
 
@@ -41,7 +41,6 @@ class Call:
     writes: bool = False
     shared: dict = field(default_factory=dict)
     rng: Any = None
-    extra_text: str = ""
     call_id: str | None = None
 
 
@@ -57,7 +56,6 @@ class FaultDef:
     after: Callable | None = None    # (call, params, fault) -> None
     turn: Callable | None = None     # (turn ctx, params, fault) -> None
     history: Callable | None = None  # (history, params, fault) -> history
-    models: str = ""
 
 
 CATALOGUE: dict[str, FaultDef] = {}
@@ -450,9 +448,6 @@ def _ambiguous(t: TurnCall, p, f) -> bool:
             t.ann.setdefault("withheld", []).append(f"{step}.{arg}")
             return True
     return False
-
-
-TYPO_SWAPS = str.maketrans("aeiostn", "eaiotsm")
 
 
 def _typo(t: TurnCall, p, f) -> bool:

@@ -7,7 +7,6 @@ both), however many other calls either of them makes.
 """
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -141,19 +140,4 @@ class TriggerState:
         self.on = False
 
 
-def expected_gap(trigger: Trigger) -> str:
-    """A one-line description of a trigger, for listings and events."""
-    parts = []
-    if trigger.rate is not None:
-        parts.append(f"p={trigger.rate:g}")
-    if trigger.at_call:
-        parts.append("calls " + ",".join(map(str, trigger.at_call)))
-    if trigger.windows:
-        parts.append("windows " + ", ".join(f"[{a:g},{b:g})" for a, b in trigger.windows))
-    if trigger.mtbf_s:
-        parts.append(f"MTBF {trigger.mtbf_s:g}s MTTR {trigger.mttr_s:g}s")
-    parts.append(trigger.pattern)
-    return " ".join(parts) if parts else "always"
-
-
-__all__ = ["Trigger", "TriggerState", "OutageProcess", "TRIGGER_KEYS", "uniform", "math"]
+__all__ = ["Trigger", "TriggerState", "OutageProcess", "TRIGGER_KEYS", "uniform"]
