@@ -20,7 +20,7 @@ from pathlib import Path
 CHILD = textwrap.dedent("""
     import json, sys, tracemalloc, resource
     from pathlib import Path
-    from simulator.runner import run_sweep
+    from simulator.runs import run_sweep
     tracemalloc.start()
     summary, out = run_sweep(Path(sys.argv[1]), executor="process", workers=2, out=Path(sys.argv[2]))
     cur, peak = tracemalloc.get_traced_memory()

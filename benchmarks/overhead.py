@@ -16,12 +16,15 @@ import time
 
 from langchain_core.messages import HumanMessage
 
-from simulator.designs import build_graph, load_factory
-from simulator.engine import run_jobs, scenario_key
-from simulator.kit import Clock, Kit, Session, make_tools
+from simulator.design_loader import build_graph, load_factory
+from simulator.engine import run_jobs
+from simulator.gateway import Gateway
+from simulator.kit import Kit
+from simulator.session import Session, stream_key
+from simulator.vclock import Clock
 from simulator.oracle import ANN
 from simulator.profiles import get_profile
-from simulator.runner import JobMaker, make_specs
+from simulator.jobs import JobMaker, make_specs
 from simulator.world import resolve
 
 
@@ -31,8 +34,8 @@ def bare(specs, make: JobMaker) -> int:
         job = make(spec)
         sc = job.scenario
         s = Session(spec.id, spec.seed, spec.replicate, sc, get_profile(spec.profile), Clock(),
-                    scenario_key=scenario_key(spec, sc))
-        graph = build_graph(job.factory, Kit(s, make_tools(s), {}))
+                    scenario_key=stream_key(sc, spec.scenario.params))
+        graph = build_graph(job.factory, Kit(s, Gateway(s).tools(), {}))
         history = []
         for k, turn in enumerate(sc.turns):
             history.append(HumanMessage(resolve(turn.user, s.oracle.golden.outputs), id=f"turn-{k}",

@@ -13,7 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from simulator.runner import run_sweep
+from simulator.runs import run_sweep
 
 
 def sweep_file(folder: Path, reps: int) -> Path:

@@ -2,8 +2,12 @@
 
 Every executor runs the same function on the same chunks of specs, and a trial's
 record depends only on its spec, so all three give identical records. Results are
-yielded as chunks finish, as (record, events as JSON lines); at most a few chunks per worker are in flight, so the
-driver holds neither all specs' results nor any events beyond the current chunk.
+yielded as chunks finish, as (record, events as JSON lines); at most a few chunks per
+worker are in flight, so the driver holds neither all specs' results nor any events
+beyond the current chunk.
+
+An executor is a function `(chunks, *, workers, scheduler, concurrency)` yielding
+(record, events) pairs, registered with `@register("executor", NAME)`.
 """
 from __future__ import annotations
 
@@ -14,32 +18,36 @@ import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Iterable, Iterator
 
+from .engine import run_jobs
+from .jobs import JobMaker
 from .records import TrialRecord
-from .store import LOST
+from .registry import UnknownName, lookup, names, register
 from .spec import TrialSpec
+from .store import LOST
 
-EXECUTORS = ("serial", "process", "dask")
 _MAKER = None  # per worker process: resolved scenarios and factories, reused across chunks
 
 
-def run_chunk(specs: list[dict], concurrency: int = 1) -> list[tuple[str, str]]:
+def run_chunk(specs: list[dict], concurrency: int = 1, stagger_s: float = 0.0,
+              maker: JobMaker | None = None) -> list[tuple[str, str]]:
     """Worker side: run specs (as dicts, so any executor can ship them) and return
     (record JSON, events JSON lines) pairs, serialised here so the driver only writes
     them. Never raises for a trial: errors become records."""
     global _MAKER
-    from .engine import run_jobs
-    from .runner import JobMaker
-    if _MAKER is None:
-        _MAKER = JobMaker()
+    if maker is None:
+        if _MAKER is None:
+            _MAKER = JobMaker()
+        maker = _MAKER
     parsed = [TrialSpec.model_validate(s) for s in specs]
     out: list[tuple[str, str]] = []
     jobs, failed = [], []
     for s in parsed:
         try:
-            jobs.append(_MAKER(s))
+            jobs.append(maker(s))
         except Exception as e:  # the agent or scenario could not be loaded in this worker
             failed.append(error_record(s, f"{type(e).__name__}: {e}"))
-    run_jobs(jobs, concurrency=concurrency, on_done=lambda r, ev: out.append((r.model_dump_json(), dumps(ev))))
+    run_jobs(jobs, concurrency=concurrency, stagger_s=stagger_s,
+             on_done=lambda r, ev: out.append((r.model_dump_json(), dumps(ev))))
     return out + [(r.model_dump_json(), "") for r in failed]
 
 
@@ -69,19 +77,24 @@ def default_workers() -> int:
 
 
 def execute(specs: Iterable[TrialSpec], *, executor: str = "process", workers: int | None = None,
-            scheduler: str | None = None, concurrency: int = 1,
-            chunk_groups: int = 4) -> Iterator[tuple[TrialRecord, list[dict]]]:
-    if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
-    workers = workers or default_workers()
-    todo = chunks(specs, concurrency, chunk_groups)
-    if executor == "serial":
-        for c in todo:
-            yield from _parse(run_chunk([s.model_dump(mode="json") for s in c], concurrency))
-    elif executor == "process":
-        yield from _process(todo, workers, concurrency)
-    else:
-        yield from _dask(todo, workers, scheduler, concurrency)
+            scheduler: str | None = None, concurrency: int = 1, stagger_s: float = 0.0,
+            chunk_groups: int = 4, **options) -> Iterator[tuple[TrialRecord, list[dict] | str]]:
+    """Run specs on the named executor; `options` go to it (the serial executor takes a
+    `maker`, a JobMaker with a caller's model factory)."""
+    try:
+        run = lookup("executor", executor).obj
+    except UnknownName:
+        raise ValueError(f"unknown executor {executor!r}; choose from {', '.join(names('executor'))}") from None
+    yield from run(chunks(specs, concurrency, chunk_groups), workers=workers or default_workers(),
+                   scheduler=scheduler, concurrency=concurrency, stagger_s=stagger_s, **options)
+
+
+@register("executor", "serial")
+def serial(chunks, *, workers: int, scheduler: str | None, concurrency: int, stagger_s: float = 0.0,
+           maker: JobMaker | None = None):
+    """In this process, one trial after another."""
+    for c in chunks:
+        yield from _parse(run_chunk([s.model_dump(mode="json") for s in c], concurrency, stagger_s, maker))
 
 
 def _parse(pairs):
@@ -89,12 +102,14 @@ def _parse(pairs):
         yield TrialRecord.model_validate_json(rec), ev
 
 
-def _process(chunks, workers, concurrency):
+@register("executor", "process")
+def process(chunks, *, workers: int, scheduler: str | None, concurrency: int, stagger_s: float = 0.0):
+    """A local process pool, one worker per core by default."""
     # forkserver: workers start clean, without copies of the driver's threads; the server
     # imports the engine once, so each worker starts without re-importing LangGraph
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["simulator.engine", "simulator.runner", "simulator.executors"])
+        ctx.set_forkserver_preload(["simulator.engine", "simulator.jobs", "simulator.executors"])
     else:
         ctx = mp.get_context("spawn")
     # When a worker dies, every chunk in flight is suspect: they are split into their
@@ -113,7 +128,8 @@ def _process(chunks, workers, concurrency):
                 c = suspects.pop(0) if alone else next(chunks, None)
                 if c is None:
                     break
-                inflight[pool.submit(run_chunk, [s.model_dump(mode="json") for s in c], concurrency)] = (c, alone)
+                inflight[pool.submit(run_chunk, [s.model_dump(mode="json") for s in c], concurrency,
+                                     stagger_s)] = (c, alone)
             if not inflight:
                 break
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
@@ -139,7 +155,9 @@ def _process(chunks, workers, concurrency):
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _dask(chunks, workers, scheduler, concurrency):
+@register("executor", "dask")
+def dask(chunks, *, workers: int, scheduler: str | None, concurrency: int, stagger_s: float = 0.0):
+    """A Dask cluster: a local one, or the scheduler at --scheduler."""
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
@@ -155,7 +173,7 @@ def _dask(chunks, workers, scheduler, concurrency):
         futures = {}
         ac = as_completed()
         while len(futures) < 2 * workers and (c := next(chunks, None)) is not None:
-            f = client.submit(run_chunk, [s.model_dump(mode="json") for s in c], concurrency, pure=False)
+            f = client.submit(run_chunk, [s.model_dump(mode="json") for s in c], concurrency, stagger_s, pure=False)
             futures[f.key] = c
             ac.add(f)
         for fut in ac:
@@ -167,7 +185,7 @@ def _dask(chunks, workers, scheduler, concurrency):
                     yield error_record(s, f"{LOST}: {type(e).__name__}: {e}"), ""
             fut.release()
             if (c := next(chunks, None)) is not None:
-                f = client.submit(run_chunk, [s.model_dump(mode="json") for s in c], concurrency, pure=False)
+                f = client.submit(run_chunk, [s.model_dump(mode="json") for s in c], concurrency, stagger_s, pure=False)
                 futures[f.key] = c
                 ac.add(f)
     finally:

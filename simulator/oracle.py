@@ -56,7 +56,6 @@ class Belief:
     last_call: dict | None = None
     last_call_step: str | None = None
     asked_clarification: bool = False
-    n_calls: int = 0
     withheld: set[str] = field(default_factory=set)          # "step.arg" the user has not given
     conflict: dict[str, list] = field(default_factory=dict)  # "step.arg" -> [value, contradicting value]
     override: dict[str, Any] = field(default_factory=dict)   # "step.arg" -> changed goal
@@ -133,7 +132,7 @@ class HistoryReader:
         return Belief(turn=b.turn, known=dict(b.known), done=set(b.done), retries=dict(b.retries),
                       unjudged=list(b.unjudged), uncorrected=set(b.uncorrected), last_call=b.last_call,
                       last_call_step=b.last_call_step, asked_clarification=b.asked_clarification,
-                      n_calls=b.n_calls, withheld=set(b.withheld), conflict=dict(b.conflict),
+                      withheld=set(b.withheld), conflict=dict(b.conflict),
                       override=dict(b.override), noise=b.noise)
 
     def _feed(self, m) -> None:
@@ -177,7 +176,6 @@ class HistoryReader:
                     info = {"step": step, "mode": "correct"}
                 self.pending[tc["id"]] = (info["step"], info["mode"], tc)
                 b.last_call, b.last_call_step = tc, info["step"]
-                b.n_calls += 1
         elif isinstance(m, ToolMessage):
             step, mode, _ = self.pending.get(m.tool_call_id, (None, "unknown", None))
             content, status = classify(m)

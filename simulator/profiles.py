@@ -18,8 +18,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .registry import UnknownName, lookup, register
+
 ERROR_MODES = ("wrong_tool", "fabricated_arg", "stale_arg", "skipped_step",
                "premature_finish", "repeated_call", "give_up")
+# the model's own decisions that start an error: its error modes, a guessed value the
+# user withheld, and an injected instruction it obeyed
+ROOT_MODES = frozenset(ERROR_MODES) | {"guessed", "obeyed_injection"}
 
 
 class ModelLatency(BaseModel):
@@ -125,13 +130,15 @@ WEAK = Profile(
                          per_output_token_s=0.006, per_1k_input_tokens_s=0.01),
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (STRONG, WEAK)}
+for _p in (STRONG, WEAK):
+    register("profile", _p.name, _p, summary=_p.summary)
 
 
 def get_profile(name: str, **overrides) -> Profile:
-    if name not in PROFILES:
-        raise KeyError(f"unknown profile {name!r}; known: {', '.join(sorted(PROFILES))}")
-    base = PROFILES[name]
+    try:
+        base = lookup("profile", name).obj
+    except UnknownName as e:
+        raise KeyError(str(e)) from None
     if not overrides:
         return base
     return Profile.model_validate({**base.model_dump(), **overrides})

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import platform
 from importlib import metadata
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -50,9 +49,41 @@ class TrialRecord(BaseModel):
     graph_nodes: list[str] = Field(default_factory=list, description="the agent graph's nodes")
     graph_edges: list[list[str]] = Field(default_factory=list, description="its declared edges")
 
+    @classmethod
+    def from_session(cls, spec, s, *, outcome: str, failure_mode: str | None, error: str | None, steps: int,
+                     sim_time_s: float, wall_time_s: float, turns_completed: int, answers: list[str],
+                     checks: list[Check], graph) -> "TrialRecord":
+        """The record of a finished trial, from its spec, its session and what the engine saw."""
+        events = s.trace.events
+        nodes, edges = topology(graph)
+        return cls(
+            trial_id=spec.id, spec=spec.model_dump(mode="json"), scenario=s.scenario.name, agent=spec.agent,
+            profile=spec.profile, seed=spec.seed, replicate=spec.replicate, outcome=outcome,
+            failure_mode=failure_mode, error=error, steps=steps, model_calls=s.model_calls,
+            tool_calls=s.tool_calls, tokens_in=s.tokens_in, tokens_out=s.tokens_out,
+            sim_time_s=round(sim_time_s, 6), wall_time_s=round(wall_time_s, 6),
+            turns_completed=turns_completed, golden_length=len(s.scenario.golden_path), checks=checks,
+            answer=answers[-1] if answers else None, faults_fired=dict(s.fault_runtime.fired),
+            faults_not_fired=s.fault_runtime.unfired(),
+            clarifications=sum(e["event"] == "clarification_asked" for e in events),
+            guesses=sum(len(e.get("guessed") or ()) for e in events if e["event"] == "model_call"),
+            injections_obeyed=sum(e["event"] == "injection_obeyed" for e in events),
+            graph_nodes=nodes, graph_edges=edges)
+
     def deterministic(self) -> dict:
         """Everything except wall time: equal for equal specs, whichever machine ran them."""
         return self.model_dump(mode="json", exclude={"wall_time_s"})
+
+
+def topology(graph) -> tuple[list[str], list[list[str]]]:
+    """A compiled graph's nodes and declared edges (START/END included as __start__/__end__)."""
+    if graph is None:
+        return [], []
+    try:
+        g = graph.get_graph()
+    except Exception:  # a graph LangGraph cannot draw still runs; it just has no topology
+        return [], []
+    return list(g.nodes), sorted([e.source, e.target] for e in g.edges)
 
 
 def versions() -> dict[str, str]:
@@ -63,24 +94,3 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
-
-
-def find_trial(trial_id: str, roots: list[Path]) -> tuple[TrialRecord, Path] | None:
-    """The newest stored record whose id starts with `trial_id` (at least 4 characters;
-    a prefix two different trials share is refused)."""
-    if len(trial_id) < 4:
-        raise LookupError(f"a trial id prefix needs at least 4 characters, not {trial_id!r}")
-    runs = sorted((p for r in roots if Path(r).is_dir()
-                   for p in [Path(r), *Path(r).iterdir()] if (p / "records.jsonl").is_file()),
-                  key=lambda p: (p / "records.jsonl").stat().st_mtime, reverse=True)
-    found: dict[str, tuple[TrialRecord, Path]] = {}
-    for run in runs:
-        with open(run / "records.jsonl", encoding="utf-8") as f:
-            for line in f:
-                if f'"trial_id":"{trial_id}' in line:
-                    rec = TrialRecord.model_validate_json(line)
-                    found.setdefault(rec.trial_id, (rec, run))
-    if len(found) > 1:
-        raise LookupError(f"{trial_id!r} matches {len(found)} trials ({', '.join(sorted(found)[:4])}...); "
-                          "give more of the id")
-    return next(iter(found.values()), None)

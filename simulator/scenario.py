@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .faults.config import FaultConfigError, check_faults, normalize_faults
 from .world import MISSING, get_path, refs_in, resolve, run_golden
 
 
@@ -150,20 +152,20 @@ class ScenarioError(Exception):
         return "\n".join(lines)
 
 
-def _line_index(node, path=(), out=None) -> dict[tuple, int]:
+def line_index(node, path=(), out=None) -> dict[tuple, int]:
     out = {} if out is None else out
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
-            _line_index(v, path + (k.value,), out)
+            line_index(v, path + (k.value,), out)
             out[path + (k.value,)] = k.start_mark.line + 1  # a field's line is its key's
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
-            _line_index(v, path + (i,), out)
+            line_index(v, path + (i,), out)
     return out
 
 
-def _line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
+def line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
     loc = tuple(str(p) if not isinstance(p, int) else p for p in loc)
     while loc:
         if loc in lines:
@@ -172,7 +174,7 @@ def _line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
     return lines.get(())
 
 
-def _dotted(loc: tuple) -> str:
+def dotted(loc: tuple) -> str:
     out = ""
     for p in loc:
         out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
@@ -181,6 +183,11 @@ def _dotted(loc: tuple) -> str:
 
 def semantic_problems(sc: Scenario) -> list[tuple[tuple, str]]:
     """Problems pydantic cannot see: cross-references and an unsolvable golden path."""
+    return reference_problems(sc) or golden_problems(sc)
+
+
+def reference_problems(sc: Scenario) -> list[tuple[tuple, str]]:
+    """Names that point nowhere: tools, arguments, steps, turns, faults."""
     probs: list[tuple[tuple, str]] = []
     seen: list[str] = []
     for i, step in enumerate(sc.golden_path):
@@ -222,17 +229,18 @@ def semantic_problems(sc: Scenario) -> list[tuple[tuple, str]]:
     if unowned:
         probs.append((("turns",), f"golden steps not asked for by any turn: {', '.join(unowned)}"))
     if sc.faults:
-        from .faults import FaultConfigError, check_faults, normalize_faults
         try:
             check_faults(normalize_faults(sc.faults), sc)
         except FaultConfigError as e:
-            import re as _re
-            m = _re.match(r"faults\[(\d+)\]", str(e))
+            m = re.match(r"faults\[(\d+)\]", str(e))
             probs.append((("faults", int(m.group(1))) if m else ("faults",), str(e)))
-    if probs:
-        return probs
+    return probs
+
+
+def golden_problems(sc: Scenario) -> list[tuple[tuple, str]]:
+    """Run the golden path: it must solve the task, and every fact and check must resolve."""
     golden = run_golden(sc)
-    probs.extend(golden.problems)
+    probs = list(golden.problems)
     for t, turn in enumerate(sc.turns):
         for j, fact in enumerate(turn.answer_must_contain):
             if resolve(fact, golden.outputs) is MISSING:
@@ -257,11 +265,11 @@ def parse_scenario(data: Any, source: str = "<scenario>", lines: dict | None = N
         probs = []
         for err in e.errors():
             loc = tuple(p for p in err["loc"] if p not in ("function-after[_one_kind(), Effect]",))
-            probs.append((_dotted(loc), _line_for(lines, loc), err["msg"]))
+            probs.append((dotted(loc), line_for(lines, loc), err["msg"]))
         raise ScenarioError(source, probs) from None
     probs = semantic_problems(sc)
     if probs:
-        raise ScenarioError(source, [(_dotted(loc), _line_for(lines, loc), msg) for loc, msg in probs])
+        raise ScenarioError(source, [(dotted(loc), line_for(lines, loc), msg) for loc, msg in probs])
     return sc
 
 
@@ -274,7 +282,7 @@ def load_scenario_text(text: str, source: str) -> Scenario:
         line = mark.line + 1 if mark else None
         msg = f"malformed YAML: {getattr(e, 'problem', None) or e}"
         raise ScenarioError(source, [("", line, msg)]) from None
-    lines = _line_index(node) if node is not None else {}
+    lines = line_index(node) if node is not None else {}
     return parse_scenario(data, source, lines)
 
 

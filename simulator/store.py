@@ -140,6 +140,27 @@ def iter_records(root: Path) -> Iterator[TrialRecord]:
             yield r
 
 
+def find_trial(trial_id: str, roots: list[Path]) -> tuple[TrialRecord, Path] | None:
+    """The newest stored record whose id starts with `trial_id` (at least 4 characters;
+    a prefix two different trials share is refused)."""
+    if len(trial_id) < 4:
+        raise LookupError(f"a trial id prefix needs at least 4 characters, not {trial_id!r}")
+    runs = sorted((p for r in roots if Path(r).is_dir()
+                   for p in [Path(r), *Path(r).iterdir()] if (p / "records.jsonl").is_file()),
+                  key=lambda p: (p / "records.jsonl").stat().st_mtime, reverse=True)
+    found: dict[str, tuple[TrialRecord, Path]] = {}
+    for run in runs:
+        with open(run / "records.jsonl", encoding="utf-8") as f:
+            for line in f:
+                if f'"trial_id":"{trial_id}' in line:
+                    rec = TrialRecord.model_validate_json(line)
+                    found.setdefault(rec.trial_id, (rec, run))
+    if len(found) > 1:
+        raise LookupError(f"{trial_id!r} matches {len(found)} trials ({', '.join(sorted(found)[:4])}...); "
+                          "give more of the id")
+    return next(iter(found.values()), None)
+
+
 def flatten(r: TrialRecord) -> dict[str, Any]:
     """One flat row per trial: what SQL, Parquet and the analysis functions want."""
     spec = r.spec

@@ -26,11 +26,13 @@ from typing import Any, Iterator
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .faults import FaultConfigError, check_faults, normalize_faults
+from .design_loader import DesignError, check_params, load_factory
+from .faults.config import FaultConfigError, check_faults, normalize_faults
+from .jobs import validate_budgets
 from .profiles import get_profile
-from .scenario import ScenarioError, _dotted, _line_for, _line_index
+from .scenario import ScenarioError, dotted, line_for, line_index
+from .scenario_refs import resolve_scenario
 from .spec import TrialSpec
-from .templates import resolve_scenario
 
 
 class ScenarioAxis(BaseModel):
@@ -79,7 +81,7 @@ def load_sweep(path: str | Path) -> SweepFile:
         text = p.read_text()
         data = yaml.safe_load(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        lines = _line_index(node) if node is not None else {}
+        lines = line_index(node) if node is not None else {}
     except OSError as e:
         raise ScenarioError(str(p), [("", None, f"cannot read file: {e.strerror}")]) from None
     except yaml.YAMLError as e:
@@ -90,7 +92,7 @@ def load_sweep(path: str | Path) -> SweepFile:
     try:
         return SweepFile.model_validate(data)
     except ValidationError as e:
-        raise ScenarioError(str(p), [(_dotted(err["loc"]), _line_for(lines, err["loc"]), err["msg"])
+        raise ScenarioError(str(p), [(dotted(err["loc"]), line_for(lines, err["loc"]), err["msg"])
                                      for err in e.errors()]) from None
 
 
@@ -98,9 +100,8 @@ def plan(sweep: SweepFile, source: str = "sweep") -> tuple[list, dict, int]:
     """Check every reference of a sweep; return (cells, fault settings per cell, number of trials).
     Raises ScenarioError listing every problem."""
     problems: list[tuple[str, int | None, str]] = []
-    from .runner import check_budgets
     try:
-        check_budgets(sweep.budgets)
+        validate_budgets(sweep.budgets)
     except ValueError as e:
         problems.append(("budgets", None, str(e)))
     for what, items in (("profiles", sweep.profiles), ("agents", [a.model_dump_json() for a in sweep.agents]),
@@ -118,12 +119,16 @@ def plan(sweep: SweepFile, source: str = "sweep") -> tuple[list, dict, int]:
             settings[name] = normalize_faults(faults, where=f"faults.{name}")
         except FaultConfigError as e:
             problems.append((f"faults.{name}", None, str(e)))
-    from .designs import DesignError, load_factory
     for i, a in enumerate(sweep.agents):
         try:
-            load_factory(a.ref)
+            factory = load_factory(a.ref)
         except DesignError as e:
             problems.append((f"agents[{i}].ref", None, str(e)))
+            continue
+        try:
+            check_params(a.ref, factory, a.params)
+        except DesignError as e:
+            problems.append((f"agents[{i}].params", None, str(e)))
     cells, merged = [], {}
     for i, axis in enumerate(sweep.scenarios):
         for params in _grid(axis.params):

@@ -1,4 +1,5 @@
-"""Route library code that sleeps or jitters for real onto the session's virtual clock.
+"""Virtual time: the per-trial clock, and library code that sleeps or jitters for real
+routed onto it.
 
 LangGraph's RetryPolicy calls `time.sleep` and `random.uniform` inside
 `langgraph.pregel._retry` (checked against the pinned langgraph range). While a
@@ -13,6 +14,30 @@ import time as _time
 from contextvars import ContextVar
 
 CURRENT: ContextVar = ContextVar("attrition_session", default=None)
+
+
+class Clock:
+    """Virtual time: the engine's SimPy clock plus latency charged inside the current step.
+
+    LangGraph runs a step in zero virtual time; model and tool calls inside it
+    charge their latency here, and the engine advances SimPy by `take()` after the
+    step. `now()` includes the pending latency, so a call late in a step sees the
+    time it would really have started.
+    """
+
+    def __init__(self, env=None):
+        self.env = env
+        self.pending = 0.0
+
+    def now(self) -> float:
+        return (self.env.now if self.env is not None else 0.0) + self.pending
+
+    def charge(self, seconds: float) -> None:
+        self.pending += max(0.0, seconds)
+
+    def take(self) -> float:
+        dt, self.pending = self.pending, 0.0
+        return dt
 
 
 class _VirtualTime:
@@ -49,4 +74,4 @@ def install() -> bool:
     return True
 
 
-INSTALLED = install()
+install()

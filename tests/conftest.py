@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from simulator.engine import run_jobs
-from simulator.runner import JobMaker, make_specs
+from simulator.jobs import JobMaker, make_specs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).parent.parent

@@ -242,6 +242,25 @@ def test_fault_effects_on_success_and_horizon():
         fault_effects(rows, baseline="off", n_boot=10)
 
 
+
+def test_fault_effects_without_varying_lengths_and_a_none_baseline():
+    # "None" from a CSV names the same baseline as None from JSON; one length gives no horizon.
+    rows = [{"task": f"t{t}", "trial": j, "length": 8, "fault": fault,
+             "success": (t + j) % (2 if fault == "None" else 3) == 0}
+            for t in range(12) for fault in ("None", 2, 10) for j in range(2)]
+    effects = fault_effects(rows, baseline=None, seed=0, n_boot=50)
+    json.dumps(effects, allow_nan=False)
+    assert [e["fault"] for e in effects] == ["None", 2, 10]
+    for e in effects:
+        assert e["horizon_50"] is None and e["horizon_50_ratio"] is None
+        assert e["n_boot_used"] is None and e["n_tasks"] == 12 and e["n"] == 24
+    assert effects[0]["diff_from_baseline"] is None
+    for e in effects[1:]:
+        d = e["diff_from_baseline"]
+        assert d["estimate"] == pytest.approx(e["success_rate"] - effects[0]["success_rate"])
+        assert d["ci_low"] <= d["estimate"] <= d["ci_high"]
+    assert fault_effects(rows, baseline=None, seed=0, n_boot=50) == effects
+
 # ---------------------------------------------------------------- loading
 
 def test_load_table_aliases_and_formats(tmp_path):

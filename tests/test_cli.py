@@ -181,3 +181,95 @@ def test_replay_notices_a_changed_scenario(tmp_path):
     sc.write_text(sc.read_text().replace("dataset: orders", "dataset: invoices"))
     res = invoke("replay", trial, "--results", tmp_path)
     assert res.exit_code == 2 and "has changed since trial" in res.stderr
+
+
+# --- rendering lives in simulator.report: data in, text out -------------------------------
+
+def test_report_renders_text_and_escapes_data():
+    from simulator.report import terminal
+    plain = terminal.query_table(["name", "n"], [["[bold]x[/bold]", 1], ["[/oops]", None]], width=132)
+    assert "[bold]x[/bold]" in plain and "[/oops]" in plain and "None" in plain
+    assert "\x1b[" not in plain
+    assert "\x1b[" in terminal.query_table(["name"], [["a"]], color=True, width=132)
+    narrow = terminal.entry_tables({"profile": []}, width=40)
+    assert max(map(len, narrow.splitlines())) <= 40 and "(none yet)" in narrow
+
+
+def test_report_run_summary_and_analysis(tmp_path):
+    from simulator.report import terminal
+    s = run_json(tmp_path, "support_refund", "--trials", 3, "--seed", 1)
+    s["spec"]["scenario"]["ref"] = "odd[/x]name"
+    text = terminal.run_summary(s, tmp_path / "[r]", width=132)
+    assert "odd[/x]name × react × strong (seed 1)" in text and "n=3" in text
+    assert f"results: {tmp_path / '[r]'}" in text
+    res = invoke("analyze", tmp_path / "r")
+    a = json.loads(invoke("analyze", tmp_path / "r", "--json").stdout)
+    assert terminal.analysis_tables(a, str(tmp_path / "r"), width=132) == res.stdout
+
+
+def test_list_warns_about_plugins_that_failed_to_load():
+    from simulator.registry import PROBLEMS
+    from simulator.report import terminal
+    assert "warning" not in invoke("list", "profiles").stdout
+    PROBLEMS.append("entry point bad = [nope]:x (attrition.faults) failed to load: boom")
+    try:
+        res = invoke("list", "profiles")
+    finally:
+        PROBLEMS.pop()
+    assert res.exit_code == 0 and "strong" in res.stdout
+    assert "warning: 1 plug-in problem(s)" in res.stdout and "bad = [nope]:x" in res.stdout
+    assert "warning" not in terminal.entry_tables({"profile": []}, [])
+
+
+def test_write_graphs_one_graph_or_one_per_design(tmp_path):
+    import networkx as nx
+    from simulator.report.graphs import take_graphs, write_graphs, write_trials
+    g = nx.DiGraph()
+    g.add_edge("agent", "tools", weight=2)
+    written = write_graphs({"all": g}, tmp_path / "one.graphml")
+    assert written == [tmp_path / "one.graphml", tmp_path / "one.json"]
+    assert set(nx.read_graphml(written[0]).nodes) == {"agent", "tools"}
+    res = {"graph": g, "by_agent": {"react": {"graph": g.copy(), "n": 1}, "pev": {"graph": g.copy()}}}
+    graphs = take_graphs(res)
+    assert list(graphs) == ["all", "react", "pev"] and "graph" not in res and res["by_agent"]["react"] == {"n": 1}
+    written = write_graphs(graphs, tmp_path / "many.graphml")
+    assert set(nx.read_graphml(written[0]).nodes) == {"react/agent", "react/tools", "pev/agent", "pev/tools"}
+    assert set(json.loads(written[1].read_text())) == {"all", "react", "pev"}
+    assert write_trials([{"trial": "a"}, {"trial": "b"}], tmp_path / "t.jsonl") == 2
+    assert [json.loads(x)["trial"] for x in (tmp_path / "t.jsonl").read_text().splitlines()] == ["a", "b"]
+
+
+def test_propagation_human_output_and_files(tmp_path):
+    run_json(tmp_path, "support_refund", "--trials", 3, "--seed", 1)
+    res = invoke("propagation", tmp_path / "r", "--graphml", tmp_path / "g.graphml", "--trials", tmp_path / "t.jsonl")
+    assert res.exit_code == 0, res.output
+    assert "all trials: 3 trials, silent failures" in res.stdout
+    assert "per graph node" in res.stdout and "per root cause" in res.stdout
+    assert f"wrote 3 trials to {tmp_path / 't.jsonl'}" in res.stderr
+    assert f"wrote {tmp_path / 'g.graphml'} and {tmp_path / 'g.json'}" in res.stderr
+    assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 3
+
+
+def test_replay_verdict_lists_differences():
+    from types import SimpleNamespace
+    from simulator.report.terminal import event_line, replay_verdict
+    fresh = SimpleNamespace(trial_id="abc", outcome="failure", failure_mode="repeated_call")
+    r = SimpleNamespace(fresh=fresh, run_dir="res/x", same=False, shared=1,
+                        differences=lambda: [("outcome", "success", "failure")])
+    assert replay_verdict(r).splitlines() == [
+        "trial abc from res/x: failure (repeated_call); replay DIFFERS from the stored record",
+        "  outcome: stored 'success' vs replay 'failure'"]
+    r.shared = 3
+    assert replay_verdict(r).startswith("note: this trial shared its virtual environment with 2 other session(s)")
+    line = event_line({"t": 1.5, "seq": 7, "event": "tool_call", "tool": "refund", "ok": True, "result": [1]})
+    assert line == "      1.50s     7  tool_call    refund ok=True [1]"
+
+
+def test_cli_has_no_dead_entry_point():
+    import simulator.cli
+    assert not hasattr(simulator.cli, "main")
+
+
+def test_error_messages_quote_input_literally():
+    res = invoke("list", "[/x]")
+    assert res.exit_code == 2 and "unknown list '[/x]'" in res.stderr

@@ -1,6 +1,6 @@
 import pytest
 
-from simulator.designs import DesignError, load_factory
+from simulator.design_loader import DesignError, load_factory
 
 from conftest import FIXTURES, ROOT, run
 
@@ -18,8 +18,11 @@ def test_load_by_name_file_and_module(monkeypatch):
 def test_all_three_loader_paths_run_a_trial(monkeypatch):
     monkeypatch.syspath_prepend(str(FIXTURES))
     refs = ["react", f"{ROOT / 'agents' / 'react.py'}:build", "userpkg.mydesign:build"]
-    outcomes = [run(agent=ref, seed=7)[0][0] for ref in refs]
-    assert all(r.outcome in ("success", "failure") for r in outcomes)
+    runs = [run(agent=ref, seed=7)[0] for ref in refs]
+    assert [r.outcome for r, _ in runs] == ["success"] * 3
+    # the same model decisions whichever way the design was found
+    calls = [[(e["tool"], e["args"]) for e in ev if e["event"] == "tool_call"] for _, ev in runs]
+    assert calls[0] == calls[1] == calls[2] and len(calls[0]) == 8
 
 
 def test_create_agent_graph_runs_unchanged():

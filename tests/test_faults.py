@@ -5,8 +5,8 @@ import pytest
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import RetryPolicy
 
-from simulator.faults import FaultConfigError, normalize_faults
-from simulator.runner import make_specs
+from simulator.faults.config import FaultConfigError, normalize_faults
+from simulator.jobs import make_specs
 
 from conftest import run
 
@@ -72,7 +72,7 @@ def test_a_provider_outage_hits_every_session_inside_it_and_none_outside():
     specs = make_specs("support_refund", None, "react", trials=8, seed=6,
                        faults=["outage:windows=300-400,target=model"])
     from simulator.engine import run_jobs
-    from simulator.runner import JobMaker
+    from simulator.jobs import JobMaker
     make = JobMaker()
     got = []
     run_jobs([make(s) for s in specs], concurrency=8, stagger_s=100,
@@ -111,7 +111,7 @@ def test_shared_rate_limit_load_causes_429s():
     f = ["shared_rate_limit:rpm=20,target=model"]
     specs = make_specs("support_refund", None, "react-retry", trials=6, seed=9, faults=f)
     from simulator.engine import run_jobs
-    from simulator.runner import JobMaker
+    from simulator.jobs import JobMaker
     alone = run_jobs([JobMaker()(s) for s in specs], concurrency=1)
     crowd = run_jobs([JobMaker()(s) for s in specs], concurrency=6)
     assert sum(sum(r.faults_fired.values()) for r in crowd) > sum(sum(r.faults_fired.values()) for r in alone)

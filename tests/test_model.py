@@ -3,11 +3,13 @@ import math
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
-from simulator.kit import Clock, Session
-from simulator.model import fabricate
-from simulator.profiles import ERROR_MODES, PROFILES, get_profile
+from simulator.session import Session
+from simulator.vclock import Clock
+from simulator.values import fabricate
+from simulator.profiles import ERROR_MODES, get_profile
+from simulator.registry import objects
 from simulator.rng import stream
-from simulator.templates import resolve_scenario
+from simulator.scenario_refs import resolve_scenario
 from simulator.tokens import TokenCounter
 
 from conftest import run
@@ -17,15 +19,15 @@ def logit(p):
     return math.log(p / (1 - p))
 
 
-def make_session(profile="strong", seed=0, **over):
+def make_session(profile="strong", seed=0, replicate=0, **over):
     sc, _ = resolve_scenario("support_refund")
-    return Session("t" * 16, seed, 0, sc, get_profile(profile, **over), Clock())
+    return Session("t" * 16, seed, replicate, sc, get_profile(profile, **over), Clock())
 
 
 def test_hazard_is_additive_on_the_log_odds_scale():
     s = make_session()
     s.difficulty = 0.0
-    from simulator.model import Brain
+    from simulator.brain import Brain
     b = Brain(s, "agent")
     p = s.profile
     assert b.hazard(1000, 0) == pytest.approx(p.base_hazard)
@@ -36,9 +38,11 @@ def test_hazard_is_additive_on_the_log_odds_scale():
 
 
 def test_difficulty_is_drawn_per_task_family_not_per_replicate():
-    a, b = make_session(seed=3), make_session(seed=3)
-    b.replicate = 1
+    a, b = make_session(seed=3), make_session(seed=3, replicate=1)
     assert a.difficulty == b.difficulty
+    # ...while everything keyed by the replicate does differ
+    assert a.stream("model", "agent").random() != b.stream("model", "agent").random()
+    assert make_session(seed=4).difficulty != a.difficulty
     c, _ = resolve_scenario("chain", {"task": 1})
     d, _ = resolve_scenario("chain", {"task": 2})
     p = get_profile("strong")
@@ -46,11 +50,11 @@ def test_difficulty_is_drawn_per_task_family_not_per_replicate():
 
 
 def test_profiles_are_documented():
-    for p in PROFILES.values():
+    for p in objects("profile"):
         assert p.summary and p.calibration
         assert abs(sum(p.error_modes.values()) - 1) < 1e-9
         assert set(p.error_modes) <= set(ERROR_MODES)
-    assert PROFILES["weak"].base_hazard > PROFILES["strong"].base_hazard
+    assert get_profile("weak").base_hazard > get_profile("strong").base_hazard
 
 
 def test_unknown_profile_and_bad_override():
@@ -116,7 +120,9 @@ def test_token_counts_are_cached_per_message():
     assert first == (4 + 100) + (4 + 10)
     msgs[0].content = "changed"  # a cached message is not re-counted
     assert c.messages(msgs) == first
-    assert len(c._cache) == 2
+    # a new message is counted on its own, without re-counting the ones already seen
+    assert c.messages(msgs + [HumanMessage("z" * 8, id="h2")]) == first + 4 + 2
+    assert c.message(HumanMessage("changed", id="h3")) == 4 + 2
 
 
 def test_fabricated_values_look_plausible_but_differ():

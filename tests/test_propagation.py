@@ -3,11 +3,12 @@ import json
 
 import networkx as nx
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from simulator.cli import app
 from simulator.propagation import aggregate, trace_trial
-from simulator.runner import run_sweep
+from simulator.runs import run_sweep
 
 from conftest import FIXTURES, run
 
@@ -67,6 +68,14 @@ def test_value_matching_alone_traces_the_flow():
     (root,) = [r for r in tr["roots"] if r["type"] == "silent_wrong"]
     assert 9 in root["calls"] and root["reached_final_state"]
 
+
+def test_events_that_break_the_schema_are_refused():
+    # taint is read through the typed events: a malformed one fails loudly instead of being misread
+    (rec, events), = run(PIPE, agent="react", seed=1, faults=[WRONG_PRICE], profile_params=CLEAN)
+    i = next(i for i, e in enumerate(events) if e["event"] == "tool_call")
+    broken = events[:i] + [{**events[i], "call": str(events[i]["call"])}] + events[i + 1:]
+    with pytest.raises(ValidationError, match=r"tool_call\.call"):
+        trace_trial(rec, broken)
 
 def fake_trial(paths, outcome="failure", silent=False, agent="a"):
     return {"outcome": outcome, "silent_failure": silent, "agent": agent, "profile": "p", "graph_edges": [],

@@ -2,7 +2,7 @@ from hypothesis import given, settings, strategies as st
 
 from simulator.rng import derive_seed, lognormal, stream
 from simulator.scenario import Effect
-from simulator.templates import resolve_scenario
+from simulator.scenario_refs import resolve_scenario
 from simulator.world import MISSING, apply_effect, get_path, resolve, run_golden
 
 keys = st.text(alphabet="abcdefghij_", min_size=1, max_size=6)

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from simulator.scenario import ScenarioError, json_schema, load_scenario_file, load_scenario_text
-from simulator.templates import resolve_scenario
+from simulator.scenario_refs import resolve_scenario
 from simulator.world import run_golden
 
 from conftest import ROOT

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from simulator.cli import app
 from simulator.executors import execute
-from simulator.runner import analyze_results, run_sweep
+from simulator.results import analyze_results
+from simulator.runs import run_sweep
 from simulator.scenario import ScenarioError
 from simulator.store import iter_records
 from simulator.sweep import expand, load_sweep

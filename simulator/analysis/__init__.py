@@ -5,15 +5,16 @@ A row is a dict with `task` (the unit that was randomised), `trial`, `success` (
 optional `sim_time_s`, and any other keys naming grid cells (agent, profile, fault, ...).
 Everything random takes an explicit seed; every output is JSON-serialisable.
 
-- tables: load_table, normalise_rows, success_by_cell
-- passk:  pass_hat_k, pass_at_k and their curves (tau-bench; Chen et al. 2021)
-- decay:  logistic_horizon (METR, arXiv:2503.14499), constant_hazard_fit (Ord 2025),
-          weibull_fit
-- report: analyze, fault_effects
+- tables:    load_table, normalise_rows, success_by_cell
+- passk:     pass_hat_k, pass_at_k and their curves (tau-bench; Chen et al. 2021)
+- decay:     logistic_horizon (METR, arXiv:2503.14499), constant_hazard_fit (Ord 2025),
+             weibull_fit
+- summaries: analyze, fault_effects (one-call summaries built from the above)
+- logistic, resample: the logistic fit and the task-clustered bootstrap they share
 """
 from .decay import constant_hazard_fit, logistic_horizon, weibull_fit
 from .passk import pass_at_k, pass_at_k_curve, pass_hat_k, pass_hat_k_curve, task_counts
-from .report import analyze, fault_effects
+from .summaries import analyze, fault_effects
 from .tables import load_table, normalise_rows, success_by_cell
 
 __all__ = [

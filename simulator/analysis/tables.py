@@ -34,7 +34,7 @@ _TRUE = {"true", "t", "yes", "y", "1", "1.0", "success", "pass", "passed"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0", "failure", "fail", "failed"}
 
 
-def _plain(v: Any) -> Any:
+def plain(v: Any) -> Any:
     """numpy scalars -> Python scalars, so that outputs survive json.dumps."""
     if hasattr(v, "item") and not isinstance(v, (str, bytes)):
         try:
@@ -53,7 +53,7 @@ def _bad(where: str, field: str, expected: str, value: Any) -> ValueError:
 
 
 def _as_bool(v: Any, where: str, field: str) -> bool:
-    v = _plain(v)
+    v = plain(v)
     if isinstance(v, bool):
         return v
     if isinstance(v, (int, float)) and v in (0, 1):
@@ -66,7 +66,7 @@ def _as_bool(v: Any, where: str, field: str) -> bool:
 
 
 def _as_float(v: Any, where: str, field: str, *, minimum: float | None = None) -> float:
-    v = _plain(v)
+    v = plain(v)
     # A bool is an int in Python; accepting it as a number would hide a swapped column.
     if isinstance(v, bool):
         raise _bad(where, field, "a number", v)
@@ -80,7 +80,7 @@ def _as_float(v: Any, where: str, field: str, *, minimum: float | None = None) -
 
 
 def _as_length(v: Any, where: str, field: str) -> int:
-    v = _plain(v)
+    v = plain(v)
     try:
         x = _as_float(v, where, field)
     except ValueError:
@@ -92,7 +92,7 @@ def _as_length(v: Any, where: str, field: str) -> int:
 
 def _as_id(v: Any) -> Any:
     """Trial ids stay ints when they look like ints, so that trials sort numerically."""
-    v = _plain(v)
+    v = plain(v)
     if isinstance(v, float) and v.is_integer():
         return int(v)
     if isinstance(v, str):
@@ -106,7 +106,7 @@ def _as_id(v: Any) -> Any:
 def _task_id(v: Any) -> str:
     # JSON exports store tau-bench task ids as ints and CSVs as strings: compare them as text
     # (3.0 from a float column is task "3"; the string "007" stays "007").
-    v = _plain(v)
+    v = plain(v)
     if isinstance(v, float) and v.is_integer():
         v = int(v)
     return v.strip() if isinstance(v, str) else str(v)
@@ -162,7 +162,7 @@ def _canonical(raw: Mapping, where: str) -> dict:
 
     for k, v in raw.items():
         if k not in used:
-            out[k] = _plain(v)
+            out[k] = plain(v)
     return out
 
 
@@ -246,8 +246,11 @@ def load_table(path: str | Path) -> list[dict]:
     return _number_trials(rows)
 
 
-def _sort_key(v: Any) -> tuple:
-    # Cells sort numerically where they can (lengths 2 < 10) and never fail on mixed types.
+def sort_key(v: Any) -> tuple:
+    """Sort key for cell values: None first, then numbers, then text.
+
+    Cells sort numerically where they can (lengths 2 < 10) and never fail on mixed types.
+    """
     if v is None:
         return (0, 0, "")
     if isinstance(v, (bool, int, float)):
@@ -266,13 +269,13 @@ def success_by_cell(rows: Iterable[Mapping], keys: list[str] | str) -> list[dict
     keys = [keys] if isinstance(keys, str) else list(keys)
     cells: dict[tuple, list] = {}
     for r in normalise_rows(rows):
-        cell = tuple(_plain(r.get(k)) for k in keys)
+        cell = tuple(plain(r.get(k)) for k in keys)
         n, s, tasks = cells.setdefault(cell, [0, 0, set()])
         cells[cell][0] = n + 1
         cells[cell][1] = s + int(r["success"])
         tasks.add(r["task"])
     out = []
-    for cell in sorted(cells, key=lambda c: tuple(_sort_key(v) for v in c)):
+    for cell in sorted(cells, key=lambda c: tuple(sort_key(v) for v in c)):
         n, s, tasks = cells[cell]
         lo, hi = wilson(s, n)
         out.append({**dict(zip(keys, cell)), "n": n, "n_tasks": len(tasks), "successes": s,

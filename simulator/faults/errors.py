@@ -74,8 +74,3 @@ class ContextLengthExceeded(APIStatusError):
 
 
 SERVER_ERRORS = {500: InternalServerError, 502: BadGatewayError, 503: ServiceUnavailableError}
-
-
-def is_transient(e: BaseException) -> bool:
-    """Whether retrying the same request can succeed (what a retry policy should ask)."""
-    return isinstance(e, FaultError) and e.transient

@@ -1,49 +1,27 @@
-"""The agent loader: designs by name, by file (`path/to/file.py:build`) or by module (`pkg.mod:build`).
+"""The design loader: agent designs by name (`react`), by file (`path/to/file.py:build`) or by
+module (`pkg.mod:build`), and the graph a factory builds.
 
-Reference designs live in the repository's agents/ folder (installed as the
-`attrition_designs` package so it cannot clash with other `agents` packages);
-they are found by file, never imported by name from the simulator.
+Names come from the registry: the shipped designs (registered by file, see shipped.py)
+and plug-ins' `attrition.designs` entry points.
 """
 from __future__ import annotations
 
-import ast
 import hashlib
 import importlib
 import importlib.util
+import math
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .registry import REGISTRY, register
+from langgraph.graph import StateGraph
+from langgraph.pregel import Pregel
+
+from .registry import find, names
 
 
 class DesignError(Exception):
     """An agent reference that cannot be loaded or a factory that misbehaves."""
-
-
-def designs_dir() -> Path | None:
-    try:
-        spec = importlib.util.find_spec("attrition_designs")
-    except (ImportError, ValueError):
-        spec = None
-    if spec and spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0])
-    here = Path(__file__).resolve().parent.parent / "agents"
-    return here if here.is_dir() else None
-
-
-def register_builtins() -> None:
-    root = designs_dir()
-    if root is None:
-        return
-    for f in sorted(root.glob("*.py")):
-        if f.name.startswith("_"):
-            continue
-        doc = ast.get_docstring(ast.parse(f.read_text())) or ""
-        first = doc.strip().splitlines()[0] if doc.strip() else ""
-        name = f.stem.replace("_", "-")
-        summary = first.split(":", 1)[1].strip() if first.lower().startswith(f.stem.replace("_", "-").lower() + ":") else first
-        register("design", name, summary, obj=f"{f}:build")
 
 
 def _load_file(path: Path, attr: str) -> Callable:
@@ -88,10 +66,11 @@ def _attr(mod, attr: str, where: str) -> Callable:
 
 def load_factory(ref: str) -> Callable:
     """Resolve an agent reference to its factory function."""
-    from .registry import load_builtins
-    load_builtins()
-    if ref in REGISTRY["design"]:
-        ref = REGISTRY["design"][ref].obj
+    entry = find("design", ref)
+    if entry is not None:
+        if callable(entry.obj):  # a plug-in's factory, registered as an object
+            return entry.obj
+        ref = entry.obj
     target, _, attr = ref.partition(":")
     attr = attr or "build"
     if target.endswith(".py") or "/" in target or Path(target).suffix == ".py":
@@ -103,7 +82,7 @@ def load_factory(ref: str) -> Callable:
         mod = importlib.import_module(target)
     except ModuleNotFoundError as e:
         if e.name and target.startswith(e.name):
-            known = ", ".join(sorted(REGISTRY["design"])) or "none"
+            known = ", ".join(names("design")) or "none"
             raise DesignError(f"unknown agent {ref!r}: not a built-in design ({known}) "
                               f"and no module named {e.name!r}") from None
         raise DesignError(f"module {target!r} failed to import: {_describe(e)}") from None
@@ -112,12 +91,54 @@ def load_factory(ref: str) -> Callable:
     return _attr(mod, attr, target)
 
 
+def declared_params(factory: Callable) -> dict | None:
+    """The parameters a design declares, with their defaults: a module-level `PARAMS` dict
+    beside its factory (or a `params` dict on the factory itself)."""
+    own = getattr(factory, "params", None)
+    if isinstance(own, dict):
+        return own
+    declared = getattr(sys.modules.get(getattr(factory, "__module__", "") or ""), "PARAMS", None)
+    return declared if isinstance(declared, dict) else None
+
+
+def _type_problem(name: str, value: Any, default: Any) -> str | None:
+    if default is None:
+        return None
+    if isinstance(default, bool):
+        ok, want = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, want = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        want = "a finite number"
+    elif isinstance(default, str):
+        ok, want = isinstance(value, str), "text"
+    else:
+        return None
+    return None if ok else f"parameter {name!r} must be {want} (default {default!r}), not {value!r}"
+
+
+def check_params(ref: str, factory: Callable, params: dict) -> None:
+    """Design parameters must be ones the design declares, of the declared default's type."""
+    if not params:
+        return
+    declared = declared_params(factory)
+    if declared is None:
+        raise DesignError(f"design {ref!r} declares no parameters (a module-level PARAMS = {{name: default}}), "
+                          f"so {', '.join(sorted(params))} cannot be set")
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        takes = ", ".join(f"{k}={v!r}" for k, v in declared.items()) or "no parameters"
+        raise DesignError(f"design {ref!r} has no parameter {unknown[0]!r}; it takes {takes}")
+    for k, v in params.items():
+        problem = _type_problem(k, v, declared[k])
+        if problem:
+            raise DesignError(f"design {ref!r}: {problem}")
+
+
 def build_graph(factory: Callable, kit) -> Any:
     """Call the factory and return a compiled graph. Exceptions propagate to the engine,
     which records them as an `error` trial."""
-    from langgraph.graph import StateGraph
-    from langgraph.pregel import Pregel
-
     graph = factory(kit)
     if isinstance(graph, StateGraph):
         # No checkpointer: the engine carries the conversation between turns itself,

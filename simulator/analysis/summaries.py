@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..stats import wilson
-from .decay import (_draw, _fit_logistic, _hierarchy, _horizon, _interval, _qkey,
-                    constant_hazard_fit, logistic_horizon, weibull_fit)
+from .decay import constant_hazard_fit, logistic_horizon, weibull_fit
+from .logistic import fit_logistic, horizon, qkey
 from .passk import pass_at_k_curve, pass_hat_k_curve, task_counts
-from .tables import _plain, _sort_key, normalise_rows, success_by_cell
+from .resample import draw, hierarchy, interval
+from .tables import normalise_rows, plain, sort_key, success_by_cell
 
 
 def analyze(rows: Iterable[Mapping], seed: int = 0, n_boot: int = 1000) -> dict[str, Any]:
@@ -90,12 +92,37 @@ def fault_effects(rows: Iterable[Mapping], fault_key: str = "fault", baseline: A
     rows = normalise_rows(rows)
     if not rows:
         raise ValueError("no rows to analyse")
+    settings = _settings(rows, fault_key, baseline)
+    t = _encode(rows, fault_key, settings)
+    everything = np.arange(len(rows))
+    est = (_rates(t, everything),
+           _horizons(t, everything, quantile) if t.x is not None else None)
+    boot = _bootstrap(t, seed, n_boot, quantile)
+    hkey = qkey(quantile)
+    return [_effect_row(t, f, v, fault_key, hkey, est, boot) for f, v in enumerate(settings)]
+
+
+# ---------------------------------------------------------------- fault_effects, in parts
+
+@dataclass(frozen=True)
+class _Trials:
+    """A fault sweep's rows as integer codes, in row order, for vectorised counting."""
+    fcode: np.ndarray  # index of the row's setting in the settings list
+    task: np.ndarray
+    y: np.ndarray
+    n_set: int
+    x: np.ndarray | None  # log2 of the distinct lengths; None when lengths do not vary
+    lcode: np.ndarray | None
+
+
+def _settings(rows: list[dict], fault_key: str, baseline: Any) -> list[Any]:
+    """The fault settings present: the one matching `baseline` first, the rest sorted."""
     for i, r in enumerate(rows):
         if fault_key not in r:
             raise ValueError(f"rows[{i}]: missing field {fault_key!r}")
     values: list[Any] = []
     for r in rows:
-        v = _plain(r[fault_key])
+        v = plain(r[fault_key])
         if v not in values:
             values.append(v)
     # "none" from a CSV and None from JSON both name the no-fault baseline.
@@ -103,76 +130,90 @@ def fault_effects(rows: Iterable[Mapping], fault_key: str = "fault", baseline: A
                 None)
     if base is None and baseline not in values:
         raise ValueError(f"baseline {baseline!r} is not a value of {fault_key!r}: "
-                         f"{sorted(values, key=_sort_key)!r}")
-    settings = [base] + sorted((v for v in values if v != base), key=_sort_key)
+                         f"{sorted(values, key=sort_key)!r}")
+    return [base] + sorted((v for v in values if v != base), key=sort_key)
+
+
+def _encode(rows: list[dict], fault_key: str, settings: list[Any]) -> _Trials:
     index = {repr(v): i for i, v in enumerate(settings)}
-    fcode = np.array([index[repr(_plain(r[fault_key]))] for r in rows])
+    fcode = np.array([index[repr(plain(r[fault_key]))] for r in rows])
     _, task = np.unique(np.array([r["task"] for r in rows]), return_inverse=True)
     y = np.array([float(r["success"]) for r in rows])
-    n_set = len(settings)
-
+    x = lcode = None
     lengths = [r.get("length") for r in rows]
-    use_len = all(v is not None for v in lengths) and len(set(lengths)) >= 2
-    if use_len:
+    if all(v is not None for v in lengths) and len(set(lengths)) >= 2:
         levels, lcode = np.unique(np.array(lengths, dtype=float), return_inverse=True)
         x = np.log2(levels)
-        n_lev = len(levels)
+    return _Trials(fcode=fcode, task=task, y=y, n_set=len(settings), x=x, lcode=lcode)
 
-    def rates(idx):
-        n = np.bincount(fcode[idx], minlength=n_set).astype(float)
-        s = np.bincount(fcode[idx], weights=y[idx], minlength=n_set)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return s / n
 
-    def horizons(idx):
-        flat = fcode[idx] * n_lev + lcode[idx]
-        n = np.bincount(flat, minlength=n_set * n_lev).astype(float).reshape(n_set, n_lev)
-        s = np.bincount(flat, weights=y[idx], minlength=n_set * n_lev).reshape(n_set, n_lev)
-        hs = np.full(n_set, np.nan)
-        for f in range(n_set):
-            # Same identifiability rules as logistic_horizon: two lengths, both outcomes.
-            if (n[f] > 0).sum() >= 2 and 0 < s[f].sum() < n[f].sum():
-                b0, b1, _ = _fit_logistic(x, n[f], s[f])
-                h = _horizon(b0, b1, quantile)
-                hs[f] = h if math.isfinite(h) else np.nan
-        return hs
+def _rates(t: _Trials, idx: np.ndarray) -> np.ndarray:
+    """Success rate per setting among the rows in idx (nan for a setting with none)."""
+    n = np.bincount(t.fcode[idx], minlength=t.n_set).astype(float)
+    s = np.bincount(t.fcode[idx], weights=t.y[idx], minlength=t.n_set)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return s / n
 
-    everything = np.arange(len(rows))
-    est_rate = rates(everything)
-    est_h = horizons(everything) if use_len else None
+
+def _horizons(t: _Trials, idx: np.ndarray, quantile: float) -> np.ndarray:
+    """Horizon at `quantile` per setting among the rows in idx (nan where there is none)."""
+    n_set, n_lev = t.n_set, len(t.x)
+    flat = t.fcode[idx] * n_lev + t.lcode[idx]
+    n = np.bincount(flat, minlength=n_set * n_lev).astype(float).reshape(n_set, n_lev)
+    s = np.bincount(flat, weights=t.y[idx], minlength=n_set * n_lev).reshape(n_set, n_lev)
+    hs = np.full(n_set, np.nan)
+    for f in range(n_set):
+        # Same identifiability rules as logistic_horizon: two lengths, both outcomes.
+        if (n[f] > 0).sum() >= 2 and 0 < s[f].sum() < n[f].sum():
+            b0, b1, _ = fit_logistic(t.x, n[f], s[f])
+            h = horizon(b0, b1, quantile)
+            hs[f] = h if math.isfinite(h) else np.nan
+    return hs
+
+
+def _bootstrap(t: _Trials, seed: int, n_boot: int,
+               quantile: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """(rates, horizons) per replicate and setting, from one joint hierarchical bootstrap:
+    each replicate draws tasks once for every setting, keeping a paired design paired."""
     rng = np.random.default_rng(seed)
-    hier = _hierarchy(task, task * n_set + fcode)
-    boot_r = np.empty((n_boot, n_set))
-    boot_h = np.empty((n_boot, n_set)) if use_len else None
+    hier = hierarchy(t.task, t.task * t.n_set + t.fcode)
+    boot_r = np.empty((n_boot, t.n_set))
+    boot_h = np.empty((n_boot, t.n_set)) if t.x is not None else None
     for b in range(n_boot):
-        idx = _draw(hier, rng, within=True)
-        boot_r[b] = rates(idx)
-        if use_len:
-            boot_h[b] = horizons(idx)
+        idx = draw(hier, rng, within=True)
+        boot_r[b] = _rates(t, idx)
+        if boot_h is not None:
+            boot_h[b] = _horizons(t, idx, quantile)
+    return boot_r, boot_h
 
-    def pct(vals):
-        vals = vals[np.isfinite(vals)]
-        return (None, None) if len(vals) == 0 else tuple(np.percentile(vals, [2.5, 97.5]))
 
-    hkey = _qkey(quantile)
-    out = []
-    for f, v in enumerate(settings):
-        mine = fcode == f
-        n, s = int(mine.sum()), int(y[mine].sum())
-        lo, hi = wilson(s, n)
-        row = {fault_key: v, "n": n, "n_tasks": int(len(np.unique(task[mine]))), "successes": s,
-               "success_rate": s / n, "ci_low": float(lo), "ci_high": float(hi),
-               "diff_from_baseline": None, hkey: None, f"{hkey}_ratio": None,
-               "n_boot_used": None}
+def _pct(vals: np.ndarray) -> tuple:
+    """95% percentile interval of the finite values; (None, None) when there are none."""
+    vals = vals[np.isfinite(vals)]
+    return (None, None) if len(vals) == 0 else tuple(np.percentile(vals, [2.5, 97.5]))
+
+
+def _effect_row(t: _Trials, f: int, v: Any, fault_key: str, hkey: str,
+                est: tuple[np.ndarray, np.ndarray | None],
+                boot: tuple[np.ndarray, np.ndarray | None]) -> dict[str, Any]:
+    """The result row of setting number f (value v); f = 0 is the baseline."""
+    est_rate, est_h = est
+    boot_r, boot_h = boot
+    mine = t.fcode == f
+    n, s = int(mine.sum()), int(t.y[mine].sum())
+    lo, hi = wilson(s, n)
+    row = {fault_key: v, "n": n, "n_tasks": int(len(np.unique(t.task[mine]))), "successes": s,
+           "success_rate": s / n, "ci_low": float(lo), "ci_high": float(hi),
+           "diff_from_baseline": None, hkey: None, f"{hkey}_ratio": None,
+           "n_boot_used": None}
+    if f > 0:
+        row["diff_from_baseline"] = interval(est_rate[f] - est_rate[0],
+                                             *_pct(boot_r[:, f] - boot_r[:, 0]))
+    if boot_h is not None:
+        row[hkey] = interval(est_h[f], *_pct(boot_h[:, f]))
+        row["n_boot_used"] = int(np.isfinite(boot_h[:, f]).sum())
         if f > 0:
-            row["diff_from_baseline"] = _interval(est_rate[f] - est_rate[0],
-                                                  *pct(boot_r[:, f] - boot_r[:, 0]))
-        if use_len:
-            row[hkey] = _interval(est_h[f], *pct(boot_h[:, f]))
-            row["n_boot_used"] = int(np.isfinite(boot_h[:, f]).sum())
-            if f > 0:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    ratio = boot_h[:, f] / boot_h[:, 0]
-                    row[f"{hkey}_ratio"] = _interval(est_h[f] / est_h[0], *pct(ratio))
-        out.append(row)
-    return out
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = boot_h[:, f] / boot_h[:, 0]
+                row[f"{hkey}_ratio"] = interval(est_h[f] / est_h[0], *_pct(ratio))
+    return row

@@ -1,0 +1,81 @@
+"""Jobs: TrialSpecs with their scenario and agent factory resolved, ready for the engine.
+
+Below both the engine (which runs jobs) and the executors (which make them in
+whichever process runs them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from .design_loader import check_params, load_factory
+from .faults.config import check_faults, normalize_faults
+from .profiles import get_profile
+from .scenario import Budgets
+from .scenario_refs import resolve_scenario
+from .spec import TrialSpec, digest
+
+
+@dataclass(frozen=True)
+class Job:
+    """A TrialSpec with its scenario and factory resolved (resolution is cached by the maker)."""
+    spec: Any
+    scenario: Any
+    factory: Callable
+    model_factory: Callable | None = None
+    start_at: float = 0.0  # virtual arrival time of the session in a shared environment
+
+    def arriving_at(self, t: float) -> "Job":
+        return replace(self, start_at=t)
+
+
+def validate_budgets(budgets: dict) -> None:
+    """Budget overrides must name a known budget and hold a positive number."""
+    try:
+        Budgets.model_validate(budgets)
+    except ValidationError as e:
+        raise ValueError("bad budget: " + "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}"
+                                                    for x in e.errors())) from None
+
+
+def make_specs(scenario: str, params: dict | None, agent: str, *, trials: int, seed: int,
+               profile: str = "strong", agent_params: dict | None = None,
+               profile_params: dict | None = None, budgets: dict | None = None,
+               faults: list | None = None) -> list[TrialSpec]:
+    """Specs for `trials` replicates. Faults come from the scenario file, then `faults`
+    (dicts or `NAME:key=value,...` strings); bad ones raise FaultConfigError."""
+    sc, ref = resolve_scenario(scenario, params)
+    check_params(agent, load_factory(agent), agent_params or {})
+    get_profile(profile, **(profile_params or {}))  # fail early on a bad profile
+    validate_budgets(budgets or {})
+    fs = normalize_faults(list(sc.faults) + list(faults or []))
+    check_faults(fs, sc)
+    return [TrialSpec(scenario=ref, agent=agent, agent_params=agent_params or {}, profile=profile,
+                      profile_params=profile_params or {}, seed=seed, replicate=r,
+                      budgets=budgets or {}, faults=fs) for r in range(trials)]
+
+
+class JobMaker:
+    """Resolves scenarios and factories once per distinct reference."""
+
+    def __init__(self, model_factory: Callable | None = None):
+        self._scenarios: dict[str, Any] = {}
+        self._factories: dict[str, Callable] = {}
+        self.model_factory = model_factory
+
+    def __call__(self, spec: TrialSpec) -> Job:
+        key = digest(spec.scenario.model_dump())
+        if key not in self._scenarios:
+            sc, ref = resolve_scenario(spec.scenario.ref, spec.scenario.params)
+            self._scenarios[key] = (sc, ref.digest)
+        sc, _ = self._scenarios[key]
+        if spec.agent not in self._factories:
+            self._factories[spec.agent] = load_factory(spec.agent)
+        return Job(spec, sc, self._factories[spec.agent], self.model_factory)
+
+    def digest(self, spec: TrialSpec) -> str:
+        """The content digest of the scenario a spec resolves to today."""
+        self(spec)
+        return self._scenarios[digest(spec.scenario.model_dump())][1]

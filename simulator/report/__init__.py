@@ -1,0 +1,1 @@
+"""Rendering: data in, text out. terminal: the tables the command line prints."""

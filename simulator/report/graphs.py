@@ -1,0 +1,41 @@
+"""Writing propagation results to files: the graphs (GraphML and JSON) and per-trial root causes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+import networkx as nx
+
+from ..propagation import graph_json
+
+
+def take_graphs(res: dict) -> dict[str, nx.DiGraph]:
+    """Remove the networkx graphs from `propagation_results` output (leaving plain, JSON-able
+    data) and return them: "all", then one per design when the results hold several."""
+    graphs = {"all": res.pop("graph")}
+    for name, sub in (res.get("by_agent") or {}).items():
+        graphs[name] = sub.pop("graph")
+    return graphs
+
+
+def write_graphs(graphs: dict[str, nx.DiGraph], path: Path) -> list[Path]:
+    """Write the propagation graph as GraphML at `path` and every graph as JSON beside it;
+    returns the files written."""
+    path = Path(path)
+    per_design = {k: g for k, g in graphs.items() if k != "all"}
+    # GraphML holds one graph: with several designs, one disjoint graph whose node names say
+    # which design they belong to, so one design's nodes are not merged into another's
+    g = graphs["all"] if not per_design else nx.union_all(
+        [nx.relabel_nodes(gr, lambda n, k=k: f"{k}/{n}") for k, gr in per_design.items()])
+    nx.write_graphml(g, path)
+    as_json = path.with_suffix(".json")
+    as_json.write_text(json.dumps({k: graph_json(v) for k, v in graphs.items()}, indent=2, default=str))
+    return [path, as_json]
+
+
+def write_trials(per_trial: Iterable[dict], path: Path) -> int:
+    """Write one JSON line per trial (its root causes and how far each spread); returns how many."""
+    lines = [json.dumps(t, default=str) + "\n" for t in per_trial]
+    Path(path).write_text("".join(lines))
+    return len(lines)

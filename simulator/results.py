@@ -1,0 +1,156 @@
+"""What a results directory says: a running summary of its records, and the analysis
+(success, pass^k, decay with length, fault effects) per cell. Pure functions over
+records and the rows made from them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .analysis import analyze, fault_effects, load_table, success_by_cell
+from .records import TrialRecord
+from .stats import mean_ci, wilson
+from .store import flatten, iter_records
+
+OUTCOMES = ("success", "failure", "error", "budget")
+
+
+class Summary:
+    """Running totals over records, so a sweep's summary never needs all records at once."""
+
+    def __init__(self) -> None:
+        self.n = self.succ = 0
+        self.outcomes = {o: 0 for o in OUTCOMES}
+        self.modes: dict[str, int] = {}
+        self.steps: list[int] = []  # one int per trial: small, and needed for the interval
+        self.sims: list[float] = []
+        self.sim = self.wall = 0.0
+        self.errors: set[str] = set()
+        self.faults: dict[str, list[int]] = {}  # id -> [firings, trials hit, successes when hit]
+        self.unfired = self.clar = self.guess = self.inj = 0
+
+    def add(self, r: TrialRecord) -> None:
+        self.n += 1
+        self.succ += r.outcome == "success"
+        self.outcomes[r.outcome] += 1
+        if r.failure_mode:
+            self.modes[r.failure_mode] = self.modes.get(r.failure_mode, 0) + 1
+        self.steps.append(r.steps)
+        self.sims.append(r.sim_time_s)
+        self.sim += r.sim_time_s
+        self.wall += r.wall_time_s
+        if r.outcome == "error" and r.error and len(self.errors) < 1000:
+            self.errors.add(r.error)
+        for f in list(r.faults_fired) + r.faults_not_fired:
+            c = self.faults.setdefault(f, [0, 0, 0])
+            c[0] += r.faults_fired.get(f, 0)
+            if r.faults_fired.get(f):
+                c[1] += 1
+                c[2] += r.outcome == "success"
+        self.unfired += bool(r.faults_not_fired)
+        self.clar += r.clarifications
+        self.guess += r.guesses
+        self.inj += r.injections_obeyed
+
+    def result(self) -> dict:
+        lo, hi = wilson(self.succ, self.n)
+        steps, sim = mean_ci(self.steps), mean_ci(self.sims)
+        faults = {}
+        for f, (firings, hit, succ) in sorted(self.faults.items()):
+            flo, fhi = wilson(succ, hit)
+            faults[f] = {"firings": firings, "trials_hit": hit,
+                         "success_rate_when_hit": succ / hit if hit else None, "ci_low": flo, "ci_high": fhi}
+        return {
+            "trials": self.n, "successes": self.succ,
+            "success_rate": self.succ / self.n if self.n else 0.0, "ci_low": lo, "ci_high": hi,
+            "outcomes": dict(self.outcomes), "failure_modes": dict(sorted(self.modes.items())),
+            "mean_steps": steps[0], "mean_steps_ci": [steps[1], steps[2]],
+            "mean_sim_time_s": sim[0], "mean_sim_time_ci": [sim[1], sim[2]],
+            "sim_time_s": self.sim, "wall_time_s": self.wall, "errors": sorted(self.errors)[:5],
+            "faults_fired": faults, "trials_with_unfired_faults": self.unfired,
+            "clarifications": self.clar, "guesses": self.guess, "injections_obeyed": self.inj,
+        }
+
+
+def summarize(records) -> dict:
+    acc = Summary()
+    for r in records:
+        acc.add(r)
+    return acc.result()
+
+
+def rows_from_records(records) -> tuple[list[dict], int]:
+    """Analysis rows (task, trial, success, length, cells) from records; harness errors are
+    kept apart, never counted as agent failures. Returns (rows, number of error trials)."""
+    rows, errors = [], 0
+    for r in records:
+        if r.outcome == "error":
+            errors += 1
+            continue
+        f = flatten(r)
+        # a task is a scenario with its parameters as one design, profile and fault setting
+        # met it (as in tau-bench: pass^k is per agent), so replicates are its trials
+        task = f"{f['task']}|{f['agent']}|{r.profile}|{f['fault']}"
+        rows.append({"task": task, "pair": f"{f['task']}|{f['agent']}|{r.profile}",
+                     "trial": r.replicate, "success": r.outcome == "success",
+                     "length": max(1, r.golden_length), "sim_time_s": r.sim_time_s, "agent": f["agent"],
+                     "profile": r.profile, "fault": f["fault"], "scenario": f["scenario_ref"],
+                     "fault_never_fired": f["fault_never_fired"]})
+    return rows, errors
+
+
+def analyze_results(path: str | Path, *, seed: int = 0, n_boot: int = 1000, exclude_unfired: bool = False) -> dict:
+    """Analysis of a results directory (records) or an external table (CSV, JSONL, JSON).
+    With exclude_unfired, trials in which a configured fault never fired are left out."""
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "records.jsonl").exists():
+            raise LookupError(f"{p} is not a results directory (no records.jsonl)")
+        rows, errors = rows_from_records(iter_records(p))
+        source = "attrition"
+        if exclude_unfired:
+            rows = [r for r in rows if not r["fault_never_fired"]]
+    elif p.exists():
+        rows, errors, source = load_table(p), 0, "table"
+    else:
+        raise LookupError(f"no such results directory or table: {p}")
+    if not rows:
+        raise LookupError(f"{p} holds no trials to analyse" + (f" ({errors} harness errors)" if errors else ""))
+    # bootstraps draw rows by position: fix the order, whatever order workers finished in
+    rows.sort(key=lambda r: (str(r.get("task")), str(r.get("trial"))))
+    out = analyze(rows, seed=seed, n_boot=n_boot)
+    out["source"] = source
+    out["error_trials_excluded"] = errors
+    keys = [k for k in ("agent", "profile", "fault", "scenario") if len({r.get(k) for r in rows}) > 1]
+    if keys:
+        cells = {}
+        for r in rows:
+            cells.setdefault(tuple(r.get(k) for k in keys), []).append(r)
+        out["cells"] = [{**dict(zip(keys, key)), **cell_stats(rs, seed, n_boot)} for key, rs in sorted(cells.items(), key=str)]
+    if "fault" in keys:
+        groups = {}
+        for r in rows:
+            groups.setdefault((r.get("agent"), r.get("profile")), []).append(r)
+        # paired: the same scenario, parameters and replicate under each fault setting (common
+        # random numbers), so the task for this comparison leaves the fault setting out
+        out["fault_effects"] = [{"agent": a, "profile": pr, "effects": fault_effects(
+            [{**x, "task": x.get("pair", x["task"])} for x in rs],
+            baseline="none" if any(x["fault"] == "none" for x in rs) else min(str(x["fault"]) for x in rs),
+            seed=seed, n_boot=n_boot)} for (a, pr), rs in sorted(groups.items(), key=str)]
+        out["success_by_fault_length"] = success_by_cell(rows, ["fault", "length"])
+    return out
+
+
+def cell_stats(rows: list[dict], seed: int, n_boot: int) -> dict:
+    a = analyze(rows, seed=seed, n_boot=n_boot)
+    keep = ("n_trials", "n_tasks", "successes", "success_rate", "ci_low", "ci_high", "pass_hat_k",
+            "horizon_50", "horizon_80", "per_step_reliability", "half_length", "weibull", "by_length")
+    cell = {k: a.get(k) for k in keep if k in a}
+    # horizons in virtual time: steps times the virtual seconds a successful step takes
+    ok = [r for r in rows if r["success"] and r.get("sim_time_s") and r.get("length")]
+    per_step = sum(r["sim_time_s"] for r in ok) / sum(r["length"] for r in ok) if ok else None
+    if per_step and cell.get("horizon_50") and cell["horizon_50"].get("estimate"):
+        cell["seconds_per_step"] = per_step
+        for h in ("horizon_50", "horizon_80"):
+            if cell.get(h) and cell[h].get("estimate") is not None:
+                cell[h + "_time_s"] = {k: (v * per_step if isinstance(v, (int, float)) else v)
+                                       for k, v in cell[h].items() if k in ("estimate", "ci_low", "ci_high")}
+    return cell

@@ -1,0 +1,134 @@
+"""Running trials into a results directory. `attrition run` (one cell) and `attrition
+sweep` (a grid) take one path: specs -> executor -> store -> summary.
+
+The driver streams: each finished trial is appended to the store and dropped, so its
+memory does not grow with the number of trials.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from .executors import execute
+from .jobs import JobMaker, make_specs
+from .records import TrialRecord
+from .results import summarize
+from .spec import TrialSpec, digest
+from .store import ResultsStore, build_db, iter_records
+from .sweep import iter_specs, load_sweep, plan
+
+Progress = Callable[[TrialRecord], None]
+
+
+def unfinished_groups(specs: Iterable[TrialSpec], done: set[str], concurrency: int) -> Iterator[TrialSpec]:
+    """Specs of every environment group with a trial still to run. Sessions that share an
+    environment affect each other, so a group is re-run whole, exactly as it first ran."""
+    group: list = []
+    for s in specs:
+        group.append(s)
+        if len(group) == concurrency:
+            if any(x.id not in done for x in group):
+                yield from group
+            group = []
+    if group and any(x.id not in done for x in group):
+        yield from group
+
+
+def execute_specs(specs: Iterable[TrialSpec], out: Path, manifest: dict, total: int, *,
+                  executor: str = "serial", workers: int | None = None, scheduler: str | None = None,
+                  concurrency: int = 1, stagger_s: float = 0.0, resume: bool = False,
+                  progress: Progress | None = None, on_start: Callable[[int, int], None] | None = None,
+                  **options) -> dict:
+    """Run what is not yet in `out`, committing each trial as it ends; return the summary."""
+    store = ResultsStore(out, manifest, resume=resume)
+    done = len(store.done)
+    todo = unfinished_groups(specs, store.done, concurrency)
+    if on_start:
+        on_start(total, done)
+    ran = 0
+    try:
+        for rec, events in execute(todo, executor=executor, workers=workers, scheduler=scheduler,
+                                   concurrency=concurrency, stagger_s=stagger_s, **options):
+            if rec.trial_id in store.done:
+                continue  # re-run only to rebuild its shared environment; already committed
+            store.append(rec, events)
+            ran += 1
+            if progress:
+                progress(rec)
+    finally:
+        store.close()
+    summary = summarize(iter_records(out))
+    summary["ran_now"], summary["resumed_from"] = ran, done
+    store.finish(summary)
+    build_db(out)
+    return summary
+
+
+def run_id(specs: list[TrialSpec]) -> str:
+    """A run's directory name: what ran, and a digest of its trials (same trials, same name)."""
+    first = specs[0]
+    sc_name = Path(first.scenario.ref.replace("/", "_").replace(".yaml", "")).name
+    agent = first.agent.replace("/", "_").split(":")[0][-24:]
+    return f"{sc_name}-{agent}-{first.profile}-s{first.seed}-{digest([s.id for s in specs], 8)}"
+
+
+def run_cell(scenario: str, params: dict | None, agent: str, *, trials: int, seed: int, profile: str = "strong",
+             agent_params: dict | None = None, profile_params: dict | None = None, budgets: dict | None = None,
+             faults: list | None = None, concurrency: int = 1, stagger_s: float = 0.0, out: Path | None = None,
+             progress: Progress | None = None, model_factory: Callable | None = None) -> tuple[dict, Path]:
+    """`attrition run`: `trials` replicates of one cell, in this process, into `out`
+    (default results/<run id>: the same command replaces the same directory)."""
+    specs = make_specs(scenario, params, agent, trials=trials, seed=seed, profile=profile,
+                       agent_params=agent_params, profile_params=profile_params, budgets=budgets, faults=faults)
+    rid = run_id(specs)
+    out = Path(out) if out is not None else Path("results") / rid
+    manifest = {"run_id": rid, "command": "run", "argv": sys.argv[1:], "seed": seed, "concurrency": concurrency,
+                "trials": trials, "spec": specs[0].model_dump(mode="json"), "trial_ids": [s.id for s in specs]}
+    options = {"maker": JobMaker(model_factory)} if model_factory else {}
+    summary = execute_specs(specs, out, manifest, len(specs), executor="serial", concurrency=concurrency,
+                            stagger_s=stagger_s, progress=progress, **options)
+    summary["spec"] = manifest["spec"]
+    return summary, out
+
+
+def sweep_dir(name: str, resume: bool) -> Path:
+    base = Path("results")
+    if resume:
+        prior = sorted(base.glob(f"{name}-*/manifest.json"), key=lambda p: p.stat().st_mtime)
+        if not prior:
+            raise LookupError(f"nothing to resume: no results/{name}-* directory; run without --resume")
+        return prior[-1].parent
+    out = base / f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    n = 1
+    while out.exists():  # never reuse a directory: another sweep of that name started this second
+        n += 1
+        out = out.with_name(f"{out.name.rsplit('~', 1)[0]}~{n}")
+    return out
+
+
+def run_sweep(path: str | Path, *, executor: str = "process", workers: int | None = None,
+              scheduler: str | None = None, resume: bool = False, out: Path | None = None,
+              progress: Progress | None = None,
+              on_start: Callable[[int, int], None] | None = None) -> tuple[dict, Path]:
+    """Expand a sweep file, run what is not yet done, and return (summary, results dir)."""
+    sweep = load_sweep(path)
+    cells, merged, total = plan(sweep, str(path))
+    if out is None:
+        out = sweep_dir(sweep.name, resume)
+    elif resume and not (Path(out) / "records.jsonl").exists():
+        raise LookupError(f"nothing to resume in {out}: it has no records.jsonl")
+    if resume and (Path(out) / "manifest.json").exists():
+        old = json.loads((Path(out) / "manifest.json").read_text()).get("sweep")
+        if old is not None and old != sweep.model_dump(mode="json"):
+            raise LookupError(f"{path} has changed since the sweep in {out} started; resuming would mix "
+                              "two sweeps (run it without --resume, or with another --out)")
+    manifest = {"run_id": Path(out).name, "command": "sweep", "sweep_file": str(path),
+                "sweep": sweep.model_dump(mode="json"), "seed": sweep.seed, "trials": total,
+                "executor": executor}
+    summary = execute_specs(iter_specs(sweep, cells, merged), Path(out), manifest, total, executor=executor,
+                            workers=workers, scheduler=scheduler, concurrency=sweep.concurrency,
+                            resume=resume, progress=progress, on_start=on_start)
+    return summary, Path(out)

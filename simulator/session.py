@@ -1,0 +1,68 @@
+"""Everything one trial owns: its clock, world, random streams, counters, trace and faults.
+
+Built by the engine; read by the simulated model, the tool gateway, the scripted user
+and the judge. Every stream is keyed by (seed, scenario name and parameters,
+replicate, source), so a scenario file moved elsewhere gives the same trials.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from .events import Trace
+from .faults.runtime import FaultRuntime
+from .oracle import Oracle
+from .rng import stream
+from .spec import canonical
+from .tokens import TokenCounter
+from .vclock import Clock
+
+
+def stream_key(scenario, params: dict) -> str:
+    """What keys a trial's random streams: the scenario's name and parameters (not its
+    file path, so a moved or re-cloned scenario file gives the same results)."""
+    return f"{scenario.name}|{canonical(params)}"
+
+
+@dataclass
+class Session:
+    trial_id: str
+    seed: int
+    replicate: int
+    scenario: Any
+    profile: Any
+    clock: Clock
+    world: dict = field(default_factory=dict)
+    model_calls: int = 0
+    tool_calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    scenario_key: str = ""  # the scenario reference with its parameters: keys every stream
+    faults: tuple = ()
+    shared: dict = field(default_factory=dict)  # state shared by every session of one environment
+    turn: int = 0
+
+    def __post_init__(self):
+        self.scenario_key = self.scenario_key or self.scenario.name
+        self.trace = Trace(self.trial_id, self.clock.now)
+        self.oracle = Oracle(self.scenario)
+        self.counter = TokenCounter()
+        self.world = copy.deepcopy(self.scenario.world)
+        family = self.scenario.family or self.scenario.name
+        # Difficulty is drawn per task family, not per replicate: repeated trials of
+        # one task share it, which is why pass^k falls slower than p^k.
+        self.difficulty = stream(self.seed, "difficulty", family, self.profile.name).gauss(
+            0.0, self.profile.difficulty_sd)
+        self.tool_rng = self.stream("tool-latency")
+        self.library_rng = self.stream("library-jitter")
+        self.fault_runtime = FaultRuntime(tuple(self.faults), self)
+
+    def stream(self, *keys):
+        return stream(self.seed, self.scenario_key, self.replicate, *keys)
+
+    def charge_model(self, latency: float, tokens_in: int, tokens_out: int) -> None:
+        self.model_calls += 1
+        self.tokens_in += tokens_in
+        self.tokens_out += tokens_out
+        self.clock.charge(latency)
