@@ -129,9 +129,13 @@ def session(env: simpy.Environment, job: Job):
         outcome, mode, error = "budget", "steps", f"steps budget exhausted: {e}"
     except FaultError as e:  # an injected failure the design did not handle
         outcome, mode, error = "failure", f"unhandled_{e.code}", f"{type(e).__name__}: {e}"
-    except Exception as e:  # the user's graph or factory crashed
+    except (Exception, SystemExit, KeyboardInterrupt) as e:
+        # the user's graph or factory crashed, or called sys.exit: the trial's own error. User
+        # code runs in a worker process, so a real Ctrl-C reaches the driver, not this line.
         outcome, error = "error", f"{type(e).__name__}: {e}"
-        s.trace.emit("trial_error", error=error, traceback=traceback.format_exc(limit=8))
+        # the frames nearest the raise say where the user's code broke
+        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__, limit=-8))
+        s.trace.emit("trial_error", error=error, traceback=tb)
     finally:
         s.clock.take()
     steps = run.steps if run else 0
