@@ -18,12 +18,15 @@ from langchain_core.messages import AIMessage
 
 from .faults.base import declared_flags
 from .faults.errors import ContextLengthExceeded
-from .faults.triggers import uniform
+from .agent_map import map_agents
+from .calls import answer, args_for, forgotten_source, stale, steps_left, task_args, tool_args, unclear_args
 from .oracle import ANN, GOOD_MODES, Belief, HistoryReader
 from .rng import lognormal
+from .structured import Fill, fill
 from .tokens import count_text
-from .values import fabricate, values_under
-from .world import MISSING, REF, resolve
+from .transcript import write_facts, write_task
+from .values import fabricate
+from .world import REF
 
 NOTICE_RATES = {"error": "notice_error", "malformed": "notice_malformed", "silent": "notice_silent_wrong"}
 
@@ -55,6 +58,7 @@ class Decision:
     content: str = ""
     filled: list = field(default_factory=list)
     guessed: list = field(default_factory=list)
+    handoff: str | None = None  # the handoff tool it calls to pass the step to another agent
 
 
 class Brain:
@@ -68,6 +72,7 @@ class Brain:
         self._schema_tokens: dict[tuple, int] = {}
         # what the faults can leave on a result, from their declarations
         self.flags = declared_flags()
+        self.agents = None  # who holds which tools, read off the graph when first needed
         self.corrupting = [f.name for f in self.flags if f.corrupts]
 
     # -- judging results -------------------------------------------------
@@ -120,100 +125,15 @@ class Brain:
             x += p.ambiguity_penalty
         return _sigmoid(x)
 
-    # -- building calls --------------------------------------------------
-    def _remaining(self, steps: list[str], b: Belief) -> list[str]:
-        """The request's steps still to do, after the furthest one it can see done: with a
-        trimmed history it carries on from the latest result in view, as a real model would."""
-        pos = self.s.oracle.position
-        last = max((pos[x] for x in steps if x in b.done), default=-1)
-        return [x for x in steps if x not in b.done and pos[x] > last]
-
-    def _unclear(self, step_id: str, b: Belief) -> list[str]:
-        """Literal arguments of a step that the user withheld or contradicted."""
-        step = self.s.oracle.steps[step_id]
-        keys = [f"{step_id}.{a}" for a, v in step.args.items() if not REF.search(str(v))]
-        return [k for k in keys if k in b.withheld or k in b.conflict]
-
-    def _forgotten_source(self, step_id: str, b: Belief) -> str | None:
-        """The earliest forgotten read this step depends on (re-reading is safe; re-writing is not)."""
-        oracle, seen = self.s.oracle, set()
-        todo, found = [step_id], None
-        while todo:
-            sid = todo.pop()
-            for v in oracle.steps[sid].args.values():
-                for ref in sorted({m.group(1) for m in REF.finditer(str(v))}):
-                    if ref in b.known or ref in seen or ref not in oracle.steps:
-                        continue
-                    seen.add(ref)
-                    if self.s.scenario.tools[oracle.steps[ref].tool].effect.writes:
-                        return None
-                    found = ref
-                    todo.append(ref)
-        return found
-
-    def _args_for(self, step_id: str, b: Belief) -> tuple[dict, list[str], list[str]]:
-        step = self.s.oracle.steps[step_id]
-        args = resolve(step.args, b.known)
-        golden = self.s.oracle.golden.args.get(step_id, {})
-        filled, guessed = [], []
-        for k, v in list(args.items()):
-            key = f"{step_id}.{k}"
-            if key in b.override:
-                if uniform(self.s.seed, self.s.scenario_key, self.s.replicate, "goal", key) < self.s.profile.track_goal_change:
-                    args[k] = b.override[key]
-                else:
-                    self.s.trace.emit("goal_change_missed", role=self.role, step=step_id, arg=k)
-            elif key in b.withheld:
-                args[k] = fabricate(v, self.rng)
-                guessed.append(key)
-            elif key in b.conflict:
-                args[k] = self.rng.choice(b.conflict[key])
-                guessed.append(key)
-            elif v is MISSING:
-                args[k] = fabricate(golden.get(k, "unknown"), self.rng)
-                src = REF.search(str(step.args[k]))
-                filled.append(f"{k}<-{src.group(1)}" if src else k)
-        return args, filled, guessed
-
-    def _stale(self, step_id: str, args: dict, b: Belief) -> tuple[dict, str | None]:
-        step = self.s.oracle.steps[step_id]
-        ref_args = [k for k, v in step.args.items() if isinstance(v, str) and REF.search(v)]
-        for k in self.rng.sample(ref_args, len(ref_args)):
-            m = REF.search(step.args[k])
-            key = (m.group(2).rsplit(".", 1)[-1] or k) if m.group(2) else k
-            pool = values_under(b.known, key)
-            pool = sorted({json.dumps(v) for v in pool if v != args[k]})
-            if pool:
-                args = dict(args)
-                args[k] = json.loads(self.rng.choice(pool))
-                return args, k
-        return args, None
-
-    def _tool_args(self, tool: dict, b: Belief) -> dict:
-        out = {}
-        for name in tool["function"].get("parameters", {}).get("required", []):
-            pool = values_under(b.known, name)
-            out[name] = self.rng.choice(pool) if pool else fabricate("X-100", self.rng)
-        return out
-
-    def _answer(self, b: Belief, final_turn: bool) -> str:
-        sc = self.s.scenario
-        facts = list(sc.turns[b.turn].answer_must_contain)
-        if final_turn:
-            facts += list(sc.success.answer_must_contain)
-        said = []
-        for f in facts:
-            v = resolve(f, b.known)
-            if v is MISSING:
-                v = fabricate(resolve(f, self.s.oracle.golden.outputs), self.rng)
-            said.append(str(v))
-        body = "; ".join(dict.fromkeys(said))
-        return f"Done. {body}." if body else "Done."
-
     # -- one call --------------------------------------------------------
-    def respond(self, messages, tools: list[dict]) -> AIMessage:
+    def respond(self, messages, tools: list[dict], schema: dict | None = None, nested: bool = False) -> AIMessage:
+        """One call. `schema` (JSON Schema, with its name) asks for structured output; `nested`:
+        it runs inside another agent's graph, so it reports what it found to that agent."""
         s, p = self.s, self.s.profile
         b = self.reader.read(messages)
+        b.delegated = b.delegated or nested
+        if not b.user_seen:  # only others' messages in view: the user's request is the current one
+            b.turn = s.turn
         ctx = s.counter.messages(messages) + self._tools_tokens(tools)
         if ctx > p.context_window:
             s.model_calls += 1
@@ -229,13 +149,16 @@ class Brain:
             return self._plan(b, ctx, extra_latency)
         verdicts, adapted, obey = self._judge(b)
         sc = s.scenario
-        turn = sc.turns[min(b.turn, len(sc.turns) - 1)]
-        remaining = self._remaining(turn.steps, b)
+        b.turn = min(b.turn, len(sc.turns) - 1)
+        # a plan or a route covers the whole request; a task given by another agent, only itself
+        remaining = steps_left(s, sc.turns[b.turn].steps, b) if schema is not None else self._todo(b)
         bound = {t["function"]["name"]: t for t in tools}
         p_err = self.hazard(ctx, len(b.uncorrected), b.noise)
         d = Decision(ann={"verdicts": verdicts, "calls": {}}, step=remaining[0] if remaining else None)
         if adapted:
             d.ann["adapted"] = adapted
+        if schema is not None:
+            return self._structured(d, b, schema, remaining, p_err, ctx, extra_latency)
         self._choose(d, b, bound, p_err, obey)
         self._adjust(d, b, bound, remaining)
         self._compose(d, b, bound, final_turn=b.turn >= len(sc.turns) - 1)
@@ -250,13 +173,42 @@ class Brain:
             self.s.trace.emit("injection_obeyed", role=self.role, tool=obey["tool"])
         elif d.step and b.retries.get(d.step, 0) > p.max_retries_per_step:
             d.mode = "give_up"
-        elif d.step is None or self.s.oracle.steps[d.step].tool not in bound:
+        elif d.step is None:
             d.mode = "finish"
+        elif self.s.oracle.steps[d.step].tool not in bound:
+            self._delegate(d, bound, p_err)
         elif self.rng.random() < p_err:
             modes = list(p.error_modes)
             d.mode = self.rng.choices(modes, weights=[p.error_modes[m] for m in modes])[0]
         else:
             d.mode = "correct"
+
+    def _todo(self, b: Belief) -> list[str]:
+        """The steps it sets out to do: the current request's, or the one task another agent gave it."""
+        oracle = self.s.oracle
+        steps = steps_left(self.s, self.s.scenario.turns[b.turn].steps, b)
+        if b.tasks:
+            tool, args = b.tasks[-1]  # a task string lists the plan, then names the step to do now
+            fits = [x for x in oracle.order if x not in b.done_before_task and oracle.steps[x].tool == tool]
+            # the step the task's values point at, else the first step of that tool still open
+            mine = next((x for x in fits if oracle.golden.args.get(x) == args), fits[0] if fits else None)
+            return [mine] if mine is not None and mine not in b.done else []
+        return steps
+
+    def _delegate(self, d: "Decision", bound: dict, p_err: float) -> None:
+        """The next step needs a tool it does not hold: hand off to the agent that holds it, or
+        hand back what it found, so whoever called it can go on."""
+        if self.agents is None:
+            self.agents = map_agents(getattr(self.s, "graph", None))
+        need = self.s.oracle.steps[d.step].tool
+        handoffs = sorted(n for n in bound if self.agents.destination(n))
+        right = [n for n in handoffs if need in self.agents.tools.get(self.agents.destination(n), ())]
+        if not right:
+            d.mode = "handback"
+            return
+        d.mode, d.handoff = "handoff", right[0]
+        if self.rng.random() < p_err and len(handoffs) > 1:  # the wrong colleague
+            d.mode, d.handoff = "wrong_tool", self.rng.choice([n for n in handoffs if n != right[0]])
 
     def _adjust(self, d: "Decision", b: Belief, bound: dict, remaining: list[str]) -> None:
         """Make the chosen mode possible here (nothing to repeat, one tool bound...), and
@@ -272,8 +224,10 @@ class Brain:
                 d.mode = "premature_finish"
         if d.mode == "wrong_tool" and len(bound) < 2:
             d.mode = "fabricated_arg"
-        if d.mode == "correct":
-            src = self._forgotten_source(d.step, b)
+        given = bool(b.tasks and d.step) and b.tasks[-1][0] == self.s.oracle.steps[d.step].tool \
+            and not REF.search(json.dumps(b.tasks[-1][1]))  # the task names real values, not placeholders
+        if d.mode == "correct" and not given:  # a task names the values: nothing to re-read
+            src = forgotten_source(self.s, d.step, b)
             if src and self.s.oracle.steps[src].tool in bound and b.retries.get(src, 0) <= p.max_retries_per_step \
                     and self.rng.random() < p.refetch_missing:
                 d.step, d.mode = src, "refetch"
@@ -282,16 +236,16 @@ class Brain:
         """The message the decision makes: a tool call, a question, or a final answer."""
         s, p = self.s, self.s.profile
         if d.mode in ("correct", "refetch", "fabricated_arg", "stale_arg", "skipped_step"):
-            unclear = self._unclear(d.step, b)
+            unclear = unclear_args(self.s, d.step, b)
             if unclear and not b.asked_clarification and self.rng.random() < p.clarify_when_ambiguous:
                 d.mode = "clarify"
                 d.ann["clarify"] = unclear
                 what = ", ".join(k.split(".", 1)[1].replace("_", " ") for k in unclear)
                 d.content = f"Before I go ahead, could you confirm the {what}?"
             else:
-                args, d.filled, d.guessed = self._args_for(d.step, b)
+                args, d.filled, d.guessed = args_for(self.s, self.rng, self.role, d.step, b)
                 if d.mode == "stale_arg":
-                    args, changed = self._stale(d.step, args, b)
+                    args, changed = stale(self.s, self.rng, d.step, args, b)
                     if changed is None:
                         d.mode = "fabricated_arg"
                 if d.mode == "fabricated_arg" and args:
@@ -300,10 +254,12 @@ class Brain:
                 if d.guessed and d.mode in GOOD_MODES:
                     d.mode = "guessed"
                 d.call = {"name": s.oracle.steps[d.step].tool, "args": args}
+        elif d.handoff is not None:
+            d.call = {"name": d.handoff, "args": tool_args(self.rng, bound[d.handoff], b)}
         elif d.mode == "wrong_tool":
             correct = s.oracle.steps[d.step].tool
             name = self.rng.choice(sorted(n for n in bound if n != correct))
-            d.call = {"name": name, "args": self._tool_args(bound[name], b)}
+            d.call = {"name": name, "args": tool_args(self.rng, bound[name], b)}
         elif d.mode == "repeated_call":
             d.call = {"name": b.last_call["name"], "args": dict(b.last_call["args"])}
             d.step = b.last_call_step
@@ -311,13 +267,22 @@ class Brain:
             self.calls += 1
             cid = f"call_{s.trial_id[:8]}_{self.role}_{self.calls}"
             d.call = {**d.call, "id": cid, "type": "tool_call"}
-            d.ann["calls"][cid] = {"step": d.step, "mode": d.mode}
+            # a handoff's result is no step's output
+            d.ann["calls"][cid] = {"step": None if d.handoff else d.step, "mode": d.mode}
         elif d.mode == "give_up":
             d.content = "I'm sorry, I wasn't able to complete this request."
+        elif d.mode == "handback":  # what it found goes back to whoever gave it the work
+            d.content = "Here is what I found. " + write_facts(b.known, s.oracle.order)
+            d.ann["facts"] = True
         elif d.mode != "clarify":
-            d.content = self._answer(b, final_turn)
+            # an agent working for another states what it knows, and invents nothing for the user
+            d.content = answer(self.s, self.rng, b, final_turn, invent=not b.delegated)
+            if b.delegated:  # ...and reports what it established
+                d.content += " Results: " + write_facts(b.known, s.oracle.order)
+                d.ann["facts"] = True
 
-    def _emit(self, d: "Decision", b: Belief, ctx: int, p_err: float, extra_latency: float) -> AIMessage:
+    def _emit(self, d: "Decision", b: Belief, ctx: int, p_err: float, extra_latency: float,
+              tool: str | None = None, args: dict | None = None) -> AIMessage:
         """State a confidence, charge latency and tokens, record the decision, write the message."""
         s, p = self.s, self.s.profile
         d.ann["mode"] = d.mode
@@ -329,12 +294,57 @@ class Brain:
         s.charge_model(lat, ctx, out_tokens)
         s.trace.emit("model_call", role=self.role, turn=b.turn, step=d.step, mode=d.mode,
                      call_id=call["id"] if call else None,
-                     tool=call["name"] if call else None, args=call["args"] if call else None,
+                     tool=call["name"] if call else tool, args=call["args"] if call else args,
                      p_error=round(p_err, 6), confidence=round(conf, 4), context_tokens=ctx,
                      output_tokens=out_tokens, latency_s=round(lat, 6), uncorrected=len(b.uncorrected),
                      filled_missing=d.filled or None, guessed=d.guessed or None, skipped=d.ann.get("skipped"),
                      clarify=d.ann.get("clarify"), verdicts=d.ann["verdicts"] or None)
         return self._message(d.content, call, d.ann, ctx, out_tokens, conf)
+
+    def _structured(self, d: "Decision", b: Belief, schema: dict, remaining: list[str], p_err: float,
+                    ctx: int, extra_latency: float) -> AIMessage:
+        """Structured output: fill the schema from the belief; an error picks a wrong route,
+        drops a step from a plan or misjudges."""
+        oracle = self.s.oracle
+        plan = [write_task(oracle.steps[x].tool, task_args(self.s, x, b)) for x in remaining]
+        # a response written from scratch states what the request established, for whoever reads it next
+        said = answer(self.s, self.rng, b, b.turn >= len(self.s.scenario.turns) - 1)
+        done = [x for x in self.s.scenario.turns[b.turn].steps if x in b.known]
+        said += " Results: " + write_facts(b.known, done) if done else ""
+        f = Fill(plan=plan, answer=said,
+                 known=b.known, route_score=self._route_score(remaining), verdict=not b.uncorrected,
+                 err=self.rng.random() < p_err, rng=self.rng)
+        value = fill(schema["parameters"], f)
+        errors = " ".join(f.errors)
+        d.mode = "wrong_tool" if "instead of" in errors else "skipped_step" if "left out" in errors else "structured"
+        args = value if isinstance(value, dict) else {"value": value}
+        if schema.get("as") == "json":
+            d.content = json.dumps(value, default=str)
+        else:
+            self.calls += 1
+            d.call = {"name": schema["name"], "args": args, "type": "tool_call",
+                      "id": f"call_{self.s.trial_id[:8]}_{self.role}_{self.calls}"}
+            d.ann["calls"][d.call["id"]] = {"step": None, "mode": d.mode}
+        return self._emit(d, b, ctx, p_err, extra_latency, tool=schema["name"], args=args)
+
+    def _route_score(self, remaining: list[str]):
+        """How well an option (a node, an agent, a route name) names where the next step is done."""
+        if not remaining:
+            return lambda option: 0.0
+        if self.agents is None:
+            self.agents = map_agents(getattr(self.s, "graph", None))
+        need = self.s.oracle.steps[remaining[0]].tool
+        holders = self.agents.holder(need)
+        words = set(need.lower().split("_")) | {w for a in holders for w in a.lower().replace("-", "_").split("_")}
+
+        def score(option: str) -> float:
+            o = option.lower().replace("-", "_").replace(" ", "_")
+            if option in holders or o == need:
+                return 3.0
+            if o in need or any(o in a.lower() for a in holders):
+                return 2.0
+            return len(set(o.split("_")) & words) / (1 + len(o.split("_")))
+        return score
 
     def _latency(self, ctx: int, out_tokens: int) -> float:
         p = self.s.profile
@@ -356,8 +366,8 @@ class Brain:
         """As the `summarizer` role: keep each known output with probability summary_recall."""
         p = self.s.profile
         keep = {k: v for k, v in sorted(b.known.items()) if self.rng.random() < p.summary_recall}
-        text = "Summary of the work so far. " + " ".join(
-            f"[{k}] {json.dumps(v, sort_keys=True, default=str)[:300]}" for k, v in keep.items())
+        # written as facts it can read back, whoever carries the text on (a message, a middleware)
+        text = "Summary of the work so far. " + write_facts(keep, self.s.oracle.order)
         out_tokens = count_text(text) + 8
         lat = self._latency(ctx, out_tokens) + extra_latency
         self.s.charge_model(lat, ctx, out_tokens)
@@ -371,7 +381,7 @@ class Brain:
         """As the `planner` role: the tool calls the current request needs, in order."""
         sc = self.s.scenario
         turn = sc.turns[min(b.turn, len(sc.turns) - 1)]
-        steps = self._remaining(turn.steps, b)
+        steps = steps_left(self.s, turn.steps, b)
         text = "Plan: " + "; ".join(f"{i + 1}. {self.s.oracle.steps[x].tool}" for i, x in enumerate(steps))
         out_tokens = count_text(text) + 8
         lat = self._latency(ctx, out_tokens) + extra_latency

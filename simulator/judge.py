@@ -84,6 +84,9 @@ def failure_mode(events: list[dict], checks: list[Check], writers: set[str] = fr
         if not c.passed and isinstance(c.actual, dict) and isinstance(c.expected, dict) \
                 and len(c.actual) > len(c.expected):
             return "duplicate_write"
+    decisions = [e for e in events if e["event"] == "model_call" and e.get("mode") not in ("summarize", "plan")]
+    if decisions and decisions[-1].get("mode") == "handback":
+        return "premature_finish"  # it stopped with steps left that no other agent took on
     if any(not c.passed and c.name.startswith("state") for c in checks):
         return "wrong_final_state"
     return "missing_answer_facts"

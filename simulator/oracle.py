@@ -13,8 +13,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
+from .agent_map import HANDOFF_METADATA
+from .transcript import read_facts, read_tasks, read_transcript, text_of
 from .world import run_golden
 
 ANN = "attrition"
@@ -60,6 +62,10 @@ class Belief:
     conflict: dict[str, list] = field(default_factory=dict)  # "step.arg" -> [value, contradicting value]
     override: dict[str, Any] = field(default_factory=dict)   # "step.arg" -> changed goal
     noise: str | None = None                                 # typo / paraphrase in the current request
+    user_seen: bool = False                                  # a request from the scripted user is in view
+    tasks: list[tuple[str, dict]] = field(default_factory=list)  # calls another agent asked it to make
+    done_before_task: set[str] = field(default_factory=set)  # what was done when the task arrived
+    delegated: bool = False                                  # it works for another agent (a handoff or a task)
 
     def judge(self, r: "Result", verdict: str, content: Any = None) -> None:
         """Take a verdict on one result into the belief: an accepted result is the step's
@@ -91,9 +97,15 @@ def classify(msg: ToolMessage) -> tuple[Any, str]:
     return content, "ok"
 
 
-def turn_index(msg: HumanMessage, fallback: int) -> int:
+def user_turn(msg: HumanMessage) -> int | None:
+    """The turn of a message the scripted user sent, or None for anyone else's."""
     t = (msg.additional_kwargs or {}).get(ANN, {}).get("turn")
-    return t if isinstance(t, int) else fallback
+    return t if isinstance(t, int) else None
+
+
+def is_handoff_result(msg: ToolMessage) -> bool:
+    meta = getattr(msg, "response_metadata", None) or {}
+    return HANDOFF_METADATA in meta or text_of(msg).startswith("Successfully transferred to")
 
 
 class HistoryReader:
@@ -103,8 +115,9 @@ class HistoryReader:
     a long session quadratic, so the reader keeps its state and only reads what is new.
     """
 
-    def __init__(self, oracle: Oracle):
+    def __init__(self, oracle: Oracle, artifacts=None):
         self.oracle = oracle
+        self.artifacts = artifacts  # () -> {result text: artifact}, for tools called directly
         self._keys: list = []
         self._reset()
 
@@ -112,7 +125,6 @@ class HistoryReader:
         self.b = Belief()
         self.pending: dict[str, tuple[str | None, str, dict]] = {}
         self.results: dict[str, Result] = {}
-        self.humans = 0
         self._keys = []
 
     @staticmethod
@@ -133,54 +145,98 @@ class HistoryReader:
                       unjudged=list(b.unjudged), uncorrected=set(b.uncorrected), last_call=b.last_call,
                       last_call_step=b.last_call_step, asked_clarification=b.asked_clarification,
                       withheld=set(b.withheld), conflict=dict(b.conflict),
-                      override=dict(b.override), noise=b.noise)
+                      override=dict(b.override), noise=b.noise, user_seen=b.user_seen, tasks=list(b.tasks),
+                      done_before_task=set(b.done_before_task), delegated=b.delegated)
 
     def _feed(self, m) -> None:
-        b, oracle = self.b, self.oracle
         if isinstance(m, HumanMessage):
-            ann = (m.additional_kwargs or {}).get(ANN, {})
-            b.turn = turn_index(m, self.humans)
-            self.humans += 1
-            b.unjudged = []
-            b.asked_clarification = False
-            b.withheld.update(ann.get("withheld", []))
-            b.conflict.update(ann.get("conflict", {}))
-            b.override.update(ann.get("override", {}))
-            b.noise = ann.get("noise")
-            for k in ann.get("provides", []):
-                b.withheld.discard(k)
-                b.conflict.pop(k, None)
+            self._human(m)
         elif isinstance(m, AIMessage):
-            ann = (m.additional_kwargs or {}).get(ANN, {})
-            for cid, verdict in ann.get("verdicts", {}).items():
-                r = self.results.get(cid)
-                if r is not None and r.step is not None:
-                    b.judge(r, verdict)
-            b.unjudged = []
-            b.asked_clarification = bool(ann.get("clarify"))
-            if "summary" in ann:  # a summary stands in for the messages it replaced
-                b.known.update(ann["summary"])
-                b.done.update(ann.get("summary_done", []))
-            for cid, content in ann.get("adapted", {}).items():  # results it read despite drift
-                if cid in self.results and self.results[cid].step:
-                    b.known[self.results[cid].step] = content
-            if ann.get("skipped"):  # it believes it did the step it skipped
-                b.done.add(ann["skipped"])
-                b.uncorrected.add(ann["skipped"])
-            calls = ann.get("calls", {})
-            for tc in m.tool_calls or []:
-                info = calls.get(tc["id"])
-                if info is None:  # a message this model did not write: attribute by tool name
-                    step = next((s for s in oracle.order if s not in b.done
-                                 and oracle.steps[s].tool == tc["name"]), None)
-                    info = {"step": step, "mode": "correct"}
-                self.pending[tc["id"]] = (info["step"], info["mode"], tc)
-                b.last_call, b.last_call_step = tc, info["step"]
+            self._ai(m)
         elif isinstance(m, ToolMessage):
-            step, mode, _ = self.pending.get(m.tool_call_id, (None, "unknown", None))
-            content, status = classify(m)
-            art = m.artifact if isinstance(getattr(m, "artifact", None), dict) else {}
-            r = Result(m.tool_call_id, step, mode, content, m.content if isinstance(m.content, str) else "",
-                       status, art)
-            self.results[m.tool_call_id] = r
-            b.unjudged.append(r)
+            self._tool(m)
+        elif isinstance(m, SystemMessage):
+            self._facts(text_of(m))
+
+    def _facts(self, text: str) -> None:
+        """Facts stated in text (a report, a summary) count as known and done."""
+        for step, value in read_facts(text, self.oracle.steps).items():
+            self.b.known[step] = value
+            self.b.done.add(step)
+
+    def _transcript(self, text: str) -> None:
+        """Tool results in a transcript it is asked to read, taken for the steps their tools serve."""
+        oracle, b = self.oracle, self.b
+        for tool, _, result in read_transcript(text):
+            step = next((x for x in oracle.order if x not in b.done and oracle.steps[x].tool == tool), None)
+            if step is not None and isinstance(result, dict) and "error" not in result:
+                b.known[step] = result
+                b.done.add(step)
+
+    def _human(self, m: HumanMessage) -> None:
+        b = self.b
+        turn = user_turn(m)
+        b.unjudged = []
+        b.asked_clarification = False
+        if turn is None:  # feedback or a task from inside the graph, not a new request
+            text = text_of(m)
+            self._facts(text)
+            self._transcript(text)
+            b.tasks = read_tasks(text)
+            b.done_before_task = set(b.done)
+            b.delegated = b.delegated or bool(b.tasks)
+            return
+        ann = (m.additional_kwargs or {}).get(ANN, {})
+        b.turn, b.user_seen, b.tasks = turn, True, []
+        b.withheld.update(ann.get("withheld", []))
+        b.conflict.update(ann.get("conflict", {}))
+        b.override.update(ann.get("override", {}))
+        b.noise = ann.get("noise")
+        for k in ann.get("provides", []):
+            b.withheld.discard(k)
+            b.conflict.pop(k, None)
+
+    def _ai(self, m: AIMessage) -> None:
+        b, oracle = self.b, self.oracle
+        ann = (m.additional_kwargs or {}).get(ANN, {})
+        for cid, verdict in ann.get("verdicts", {}).items():
+            r = self.results.get(cid)
+            if r is not None and r.step is not None:
+                b.judge(r, verdict)
+        b.unjudged = []
+        b.asked_clarification = bool(ann.get("clarify"))
+        if "summary" in ann:  # a summary stands in for the messages it replaced
+            b.known.update(ann["summary"])
+            b.done.update(ann.get("summary_done", []))
+        elif not ann or ann.get("facts"):  # another agent's report, or its own
+            self._facts(text_of(m))
+        for cid, content in ann.get("adapted", {}).items():  # results it read despite drift
+            if cid in self.results and self.results[cid].step:
+                b.known[self.results[cid].step] = content
+        if ann.get("skipped"):  # it believes it did the step it skipped
+            b.done.add(ann["skipped"])
+            b.uncorrected.add(ann["skipped"])
+        calls = ann.get("calls", {})
+        for tc in m.tool_calls or []:
+            info = calls.get(tc["id"])
+            if info is None:  # a message this model did not write: attribute by tool name
+                step = next((s for s in oracle.order if s not in b.done
+                             and oracle.steps[s].tool == tc["name"]), None)
+                info = {"step": step, "mode": "correct"}
+            self.pending[tc["id"]] = (info["step"], info["mode"], tc)
+            b.last_call, b.last_call_step = tc, info["step"]
+
+    def _tool(self, m: ToolMessage) -> None:
+        step, mode, _ = self.pending.get(m.tool_call_id, (None, "unknown", None))
+        if is_handoff_result(m):
+            self.b.delegated = True
+        content, status = classify(m)
+        art = m.artifact if isinstance(getattr(m, "artifact", None), dict) else {}
+        if not art and self.artifacts is not None and isinstance(m.content, str):
+            art = (self.artifacts() or {}).get(m.content, {})  # a tool called directly: flags by content
+        if step is None:  # another agent's answer, returned as a tool's result
+            self._facts(text_of(m))
+        r = Result(m.tool_call_id, step, mode, content, m.content if isinstance(m.content, str) else "",
+                   status, art)
+        self.results[m.tool_call_id] = r
+        self.b.unjudged.append(r)

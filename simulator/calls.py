@@ -1,0 +1,120 @@
+"""How the simulated model fills a call from its belief: which steps remain, the arguments
+of a step (known, forgotten, withheld, changed by the user, or invented), a stale value
+in place of the right one, and the facts of an answer.
+
+Plain functions over the session, the model's random stream and its belief, so the
+order of random draws is the model's own (brain.py calls them in a fixed order).
+"""
+from __future__ import annotations
+
+import json
+
+from .faults.triggers import uniform
+from .oracle import Belief
+from .values import fabricate, values_under
+from .world import MISSING, REF, resolve
+
+
+def steps_left(s, steps: list[str], b: Belief) -> list[str]:
+    """The request's steps still to do, after the furthest one it can see done: with a
+    trimmed history it carries on from the latest result in view, as a real model would."""
+    pos = s.oracle.position
+    last = max((pos[x] for x in steps if x in b.done), default=-1)
+    return [x for x in steps if x not in b.done and pos[x] > last]
+
+def unclear_args(s, step_id: str, b: Belief) -> list[str]:
+    """Literal arguments of a step that the user withheld or contradicted."""
+    step = s.oracle.steps[step_id]
+    keys = [f"{step_id}.{a}" for a, v in step.args.items() if not REF.search(str(v))]
+    return [k for k in keys if k in b.withheld or k in b.conflict]
+
+def forgotten_source(s, step_id: str, b: Belief) -> str | None:
+    """The earliest forgotten read this step depends on (re-reading is safe; re-writing is not)."""
+    oracle, seen = s.oracle, set()
+    todo, found = [step_id], None
+    while todo:
+        sid = todo.pop()
+        for v in oracle.steps[sid].args.values():
+            for ref in sorted({m.group(1) for m in REF.finditer(str(v))}):
+                if ref in b.known or ref in seen or ref not in oracle.steps:
+                    continue
+                seen.add(ref)
+                if s.scenario.tools[oracle.steps[ref].tool].effect.writes:
+                    return None
+                found = ref
+                todo.append(ref)
+    return found
+
+def args_for(s, rng, role: str, step_id: str, b: Belief) -> tuple[dict, list[str], list[str]]:
+    step = s.oracle.steps[step_id]
+    args = resolve(step.args, b.known)
+    if b.tasks and b.tasks[-1][0] == step.tool:  # the agent that gave the task named the values
+        for k, v in b.tasks[-1][1].items():
+            if args.get(k) is MISSING and not (isinstance(v, str) and REF.search(v)):
+                args[k] = v
+    golden = s.oracle.golden.args.get(step_id, {})
+    filled, guessed = [], []
+    for k, v in list(args.items()):
+        key = f"{step_id}.{k}"
+        if key in b.override:
+            if uniform(s.seed, s.scenario_key, s.replicate, "goal", key) < s.profile.track_goal_change:
+                args[k] = b.override[key]
+            else:
+                s.trace.emit("goal_change_missed", role=role, step=step_id, arg=k)
+        elif key in b.withheld:
+            args[k] = fabricate(v, rng)
+            guessed.append(key)
+        elif key in b.conflict:
+            args[k] = rng.choice(b.conflict[key])
+            guessed.append(key)
+        elif v is MISSING:
+            args[k] = fabricate(golden.get(k, "unknown"), rng)
+            src = REF.search(str(step.args[k]))
+            filled.append(f"{k}<-{src.group(1)}" if src else k)
+    return args, filled, guessed
+
+def stale(s, rng, step_id: str, args: dict, b: Belief) -> tuple[dict, str | None]:
+    step = s.oracle.steps[step_id]
+    ref_args = [k for k, v in step.args.items() if isinstance(v, str) and REF.search(v)]
+    for k in rng.sample(ref_args, len(ref_args)):
+        m = REF.search(step.args[k])
+        key = (m.group(2).rsplit(".", 1)[-1] or k) if m.group(2) else k
+        pool = values_under(b.known, key)
+        pool = sorted({json.dumps(v) for v in pool if v != args[k]})
+        if pool:
+            args = dict(args)
+            args[k] = json.loads(rng.choice(pool))
+            return args, k
+    return args, None
+
+def tool_args(rng, tool: dict, b: Belief) -> dict:
+    out = {}
+    for name in tool["function"].get("parameters", {}).get("required", []):
+        pool = values_under(b.known, name)
+        out[name] = rng.choice(pool) if pool else fabricate("X-100", rng)
+    return out
+
+def answer(s, rng, b: Belief, final_turn: bool, invent: bool = True) -> str:
+    """The reply's facts: the ones it knows, and (unless told not to) invented ones for the rest."""
+    sc = s.scenario
+    facts = list(sc.turns[min(b.turn, len(sc.turns) - 1)].answer_must_contain)
+    if final_turn:
+        facts += list(sc.success.answer_must_contain)
+    said = []
+    for f in facts:
+        v = resolve(f, b.known)
+        if v is MISSING and not invent:
+            continue
+        if v is MISSING:
+            v = fabricate(resolve(f, s.oracle.golden.outputs), rng)
+        said.append(str(v))
+    body = "; ".join(dict.fromkeys(said))
+    return f"Done. {body}." if body else "Done."
+
+
+def task_args(s, step_id: str, b: Belief) -> dict:
+    """A step's arguments as it would write them in a task for another agent: the values it
+    knows, and for the ones it does not yet, where they will come from."""
+    step = s.oracle.steps[step_id]
+    args = resolve(step.args, b.known)
+    return {k: (str(step.args[k]) if v is MISSING else v) for k, v in args.items()}
