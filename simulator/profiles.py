@@ -16,9 +16,10 @@ points at a real record passes silently and corrupts everything downstream.
 """
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .registry import UnknownName, lookup, register
+from .spec import MAX_VIRTUAL_S, VIRTUAL_S
 
 ERROR_MODES = ("wrong_tool", "fabricated_arg", "stale_arg", "skipped_step",
                "premature_finish", "repeated_call", "give_up")
@@ -27,40 +28,80 @@ ERROR_MODES = ("wrong_tool", "fabricated_arg", "stale_arg", "skipped_step",
 ROOT_MODES = frozenset(ERROR_MODES) | {"guessed", "obeyed_injection"}
 
 
+# Profile numbers on the log-odds scale are summed into one logit per decision; past +-10
+# (a 1.5% error rate becomes 99.97% or 0.0007%) a term only saturates, and these bounds keep
+# the sum far from overflowing exp().
+MAX_LOG_ODDS = 10.0
+# Ten million tokens is past every model's context window.
+MAX_TOKENS = 10_000_000
+
+
 class ModelLatency(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    first_token_median_s: float = 0.6
-    first_token_p95_s: float = 2.0
-    per_output_token_s: float = 0.012
-    per_1k_input_tokens_s: float = 0.02
+    # NaN passes every comparison-based bound and inf breaks sums of virtual time: finite only
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    first_token_median_s: float = Field(0.6, ge=0, le=MAX_VIRTUAL_S, description=f"0 to {VIRTUAL_S}")
+    first_token_p95_s: float = Field(2.0, ge=0, le=MAX_VIRTUAL_S, description=f"0 to {VIRTUAL_S}")
+    # a token a minute is a stalled model, not a slow one
+    per_output_token_s: float = Field(0.012, ge=0, le=60, description="0 to 60 s")
+    per_1k_input_tokens_s: float = Field(0.02, ge=0, le=60, description="0 to 60 s")
+
+
+class ProfileError(ValueError):
+    """A profile override that cannot work, named with the rule it breaks."""
 
 
 class Profile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str
     summary: str
     calibration: list[str] = Field(default_factory=list, description="public figures this preset was tuned to resemble")
-    base_hazard: float = Field(gt=0, lt=1)
-    difficulty_sd: float = Field(ge=0, description="SD of the per-task log-odds shift")
-    effective_context: int = Field(gt=0, description="tokens before context rot starts")
-    context_rot: float = Field(ge=0, description="log-odds added per doubling of context past effective_context")
-    self_conditioning: float = Field(ge=0, description="log-odds added per uncorrected own error in context")
-    error_modes: dict[str, float]
+    # 1e-6 and 1 - 1e-6 keep logit(base_hazard) within +-14
+    base_hazard: float = Field(ge=1e-6, le=1 - 1e-6,
+                               description="per-decision error probability, 0.000001 to 0.999999")
+    difficulty_sd: float = Field(ge=0, le=MAX_LOG_ODDS,
+                                 description=f"SD of the per-task log-odds shift, 0 to {MAX_LOG_ODDS:g}")
+    effective_context: int = Field(gt=0, le=MAX_TOKENS, description="tokens before context rot starts, 1 to 10,000,000")
+    context_rot: float = Field(ge=0, le=MAX_LOG_ODDS, description="log-odds added per doubling of context past "
+                               f"effective_context, 0 to {MAX_LOG_ODDS:g}")
+    self_conditioning: float = Field(ge=0, le=MAX_LOG_ODDS, description="log-odds added per uncorrected own error "
+                                     f"in context, 0 to {MAX_LOG_ODDS:g}")
+    error_modes: dict[str, float] = Field(description="relative weight of each error mode, 0 to 1000, "
+                                          f"at least one above 0; modes: {', '.join(ERROR_MODES)}")
     notice_error: float = Field(ge=0, le=1, description="P(notices an explicit error result and retries)")
     notice_malformed: float = Field(ge=0, le=1, description="P(notices a malformed or truncated result)")
     notice_silent_wrong: float = Field(ge=0, le=1, description="P(notices a valid-looking wrong value)")
     clarify_when_ambiguous: float = Field(ge=0, le=1, description="P(asks instead of guessing a missing value)")
     obey_injection: float = Field(ge=0, le=1, description="P(follows an instruction inside a tool result)")
-    max_retries_per_step: int = Field(3, ge=0, description="rejected results on one step before giving up")
-    ambiguity_penalty: float = Field(0.5, ge=0, description="log-odds added while the request has typos or loose wording")
+    max_retries_per_step: int = Field(3, ge=0, le=100,
+                                      description="rejected results on one step before giving up, 0 to 100")
+    ambiguity_penalty: float = Field(0.5, ge=0, le=MAX_LOG_ODDS, description="log-odds added while the request has "
+                                     f"typos or loose wording, 0 to {MAX_LOG_ODDS:g}")
     track_goal_change: float = Field(0.8, ge=0, le=1, description="P(uses a value the user changed mid-session)")
     refetch_missing: float = Field(0.85, ge=0, le=1, description="P(re-reads a forgotten input instead of inventing it)")
     summary_recall: float = Field(0.9, ge=0, le=1, description="P(a fact survives when it writes a summary)")
-    overconfidence: float = Field(0.0, description="log-odds added to stated confidence")
-    reasoning_tokens: int = Field(0, ge=0, description="hidden output tokens charged per call")
-    context_window: int = Field(128_000, gt=0)
+    overconfidence: float = Field(0.0, ge=-MAX_LOG_ODDS, le=MAX_LOG_ODDS,
+                                  description=f"log-odds added to stated confidence, "
+                                              f"-{MAX_LOG_ODDS:g} to {MAX_LOG_ODDS:g}")
+    reasoning_tokens: int = Field(0, ge=0, le=1_000_000,
+                                  description="hidden output tokens charged per call, 0 to 1,000,000")
+    context_window: int = Field(128_000, gt=0, le=MAX_TOKENS, description="tokens, 1 to 10,000,000")
     latency: ModelLatency = Field(default_factory=ModelLatency)
+
+    @model_validator(mode="after")
+    def _modes(self):
+        unknown = sorted(set(self.error_modes) - set(ERROR_MODES))
+        if unknown:
+            raise ValueError(f"error_modes: unknown mode {unknown[0]!r}; modes: {', '.join(ERROR_MODES)}")
+        bad = [m for m, w in self.error_modes.items() if not 0 <= w <= 1000]
+        if bad:
+            raise ValueError(f"error_modes.{bad[0]}: a weight is from 0 to 1000")
+        if not any(self.error_modes.values()):
+            raise ValueError("error_modes: at least one weight must be above 0")
+        if self.latency.first_token_p95_s < self.latency.first_token_median_s:
+            raise ValueError("latency.first_token_p95_s is below first_token_median_s: a 95th percentile "
+                             "is never below the median")
+        return self
 
 
 STRONG = Profile(
@@ -141,4 +182,17 @@ def get_profile(name: str, **overrides) -> Profile:
         raise KeyError(str(e)) from None
     if not overrides:
         return base
-    return Profile.model_validate({**base.model_dump(), **overrides})
+    try:
+        return Profile.model_validate({**base.model_dump(), **overrides})
+    except ValidationError as e:
+        raise ProfileError(f"profile {name!r}: " + "; ".join(_override_problem(err) for err in e.errors())) from None
+
+
+def _override_problem(err: dict) -> str:
+    loc = ".".join(map(str, err["loc"]))
+    if err["type"] == "extra_forbidden":
+        return f"{loc}: unknown profile parameter; a profile has: {', '.join(Profile.model_fields)}"
+    f = Profile.model_fields.get(err["loc"][0]) if err["loc"] else None
+    why = f" ({f.description})" if f is not None and f.description and len(err["loc"]) == 1 else ""
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{loc}: {msg}{why}" if loc else msg

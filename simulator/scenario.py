@@ -3,25 +3,47 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .faults.config import FaultConfigError, check_faults, normalize_faults
-from .world import MISSING, get_path, refs_in, resolve, run_golden
+from .spec import MAX_VIRTUAL_S, VIRTUAL_S
+from .world import MISSING, WorldTables, get_path, refs_in, resolve, run_golden, unresolved
+from .yamlio import (ScenarioError, dotted, line_for, line_index, load_yaml, nonfinite_problems, parse_yaml,
+                     validation_problems)
+
+__all__ = ["Scenario", "ScenarioError", "parse_scenario", "load_scenario_file", "load_scenario_text",
+           "json_schema", "dotted", "line_for", "line_index"]
+
+# A positive median below a microsecond gives lognormal draws whose spread can
+# overflow a float; a latency is 0 (instant) or at least this.
+MIN_LATENCY_S = 1e-6
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    # NaN passes every comparison-based bound and inf breaks sums of latencies: numbers are finite
+    model_config = ConfigDict(extra="forbid", frozen=False, allow_inf_nan=False)
 
 
 class Latency(Strict):
     """Lognormal latency given by its median and 95th percentile, in virtual seconds."""
-    median_s: float = Field(0.5, ge=0)
-    p95_s: float | None = Field(None, ge=0, description="defaults to 3x the median")
+    median_s: float = Field(0.5, ge=0, le=MAX_VIRTUAL_S,
+                            description=f"median in virtual seconds: 0, or from 0.000001 to {VIRTUAL_S}")
+    p95_s: float | None = Field(None, ge=0, le=MAX_VIRTUAL_S,
+                                description=f"95th percentile in virtual seconds, from the median to {VIRTUAL_S}; "
+                                            "defaults to 3x the median")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if 0 < self.median_s < MIN_LATENCY_S:
+            raise ValueError(f"median_s {self.median_s:g} is below {MIN_LATENCY_S:g} s: give 0 (instant) "
+                             "or at least a microsecond")
+        if self.p95_s is not None and self.p95_s < self.median_s:
+            raise ValueError(f"p95_s {self.p95_s:g} is below median_s {self.median_s:g}: "
+                             "a 95th percentile is never below the median")
+        return self
 
     @property
     def p95(self) -> float:
@@ -101,9 +123,13 @@ class Success(Strict):
 
 
 class Budgets(Strict):
-    max_steps: int | None = Field(None, gt=0, description="graph steps; default 6 x golden length + 40")
-    max_tokens: int | None = Field(None, gt=0, description="input + output tokens; default 25,000 x max_steps")
-    max_sim_time_s: float = Field(7 * 24 * 3600.0, gt=0)
+    # A million graph steps is hours of wall time; beyond it a budget is a typo, not a limit.
+    max_steps: int | None = Field(None, gt=0, le=1_000_000,
+                                  description="graph steps, 1 to 1,000,000; default 6 x golden length + 40")
+    max_tokens: int | None = Field(None, gt=0, le=10**11,
+                                   description="input + output tokens, 1 to 10**11; default 25,000 x max_steps")
+    max_sim_time_s: float = Field(7 * 24 * 3600.0, gt=0, le=MAX_VIRTUAL_S,
+                                  description=f"virtual seconds, above 0 and at most {VIRTUAL_S}")
 
 
 class Scenario(Strict):
@@ -111,10 +137,14 @@ class Scenario(Strict):
     description: str = ""
     domain: str = "general"
     family: str | None = Field(None, description="task family; trials of one family share a difficulty draw")
-    difficulty: float = Field(0.0, description="shift of the error log-odds for this scenario")
+    # Past +-10 log-odds every decision is already all but certain (an average 1.5% error
+    # rate becomes 99.97% or 0.0007%); larger shifts only push the model's sums to overflow.
+    difficulty: float = Field(0.0, ge=-10, le=10,
+                              description="shift of the error log-odds for this scenario, from -10 to 10")
     system_prompt: str = "You are a careful assistant. Use the tools to complete the user's request."
     tools: dict[str, Tool]
-    world: dict[str, Any] = Field(default_factory=dict)
+    world: WorldTables = Field(default_factory=dict, description="tables: table name -> row id -> record, "
+                               "each record a mapping of field names to values")
     turns: list[Turn] = Field(min_length=1)
     golden_path: list[GoldenStep] = Field(min_length=1)
     success: Success = Field(default_factory=Success)
@@ -135,50 +165,6 @@ class Scenario(Strict):
     def digest(self) -> str:
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-class ScenarioError(Exception):
-    """Every problem found in one scenario source, each with its field path and line."""
-
-    def __init__(self, source: str, problems: list[tuple[str, int | None, str]]):
-        self.source, self.problems = source, problems
-        super().__init__(self.render())
-
-    def render(self) -> str:
-        lines = [f"{self.source}: {len(self.problems)} problem(s)"]
-        for path, line, msg in self.problems:
-            lines.append(f"  {self.source}:{line or '?'}: {path or '<root>'}: {msg}" if line
-                         else f"  {self.source}: {path or '<root>'}: {msg}")
-        return "\n".join(lines)
-
-
-def line_index(node, path=(), out=None) -> dict[tuple, int]:
-    out = {} if out is None else out
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            line_index(v, path + (k.value,), out)
-            out[path + (k.value,)] = k.start_mark.line + 1  # a field's line is its key's
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            line_index(v, path + (i,), out)
-    return out
-
-
-def line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
-    loc = tuple(str(p) if not isinstance(p, int) else p for p in loc)
-    while loc:
-        if loc in lines:
-            return lines[loc]
-        loc = loc[:-1]
-    return lines.get(())
-
-
-def dotted(loc: tuple) -> str:
-    out = ""
-    for p in loc:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
 
 
 def semantic_problems(sc: Scenario) -> list[tuple[tuple, str]]:
@@ -228,12 +214,29 @@ def reference_problems(sc: Scenario) -> list[tuple[tuple, str]]:
     unowned = [s for s in seen if s not in owner]
     if unowned:
         probs.append((("turns",), f"golden steps not asked for by any turn: {', '.join(unowned)}"))
+    probs += turn_text_problems(sc, owner)
     if sc.faults:
         try:
             check_faults(normalize_faults(sc.faults), sc)
         except FaultConfigError as e:
-            m = re.match(r"faults\[(\d+)\]", str(e))
-            probs.append((("faults", int(m.group(1))) if m else ("faults",), str(e)))
+            probs.append((("faults",) + ((e.index,) if e.index is not None else ()), str(e)))
+    return probs
+
+
+def turn_text_problems(sc: Scenario, owner: dict[str, int]) -> list[tuple[tuple, str]]:
+    """A turn's text may quote only outputs the user has already seen: those of steps
+    asked for in earlier turns. Anything else would fail every trial at that turn."""
+    probs: list[tuple[tuple, str]] = []
+    for t, turn in enumerate(sc.turns):
+        for ref, path in refs_in(turn.user):
+            text = "{" + ref + (f".{path}" if path else "") + "}"
+            if ref not in owner:
+                probs.append((("turns", t, "user"), f"{text} refers to {ref!r}, which is not a step "
+                              "of the golden path"))
+            elif owner[ref] >= t:
+                probs.append((("turns", t, "user"), f"{text} refers to step {ref!r}, which turn "
+                              f"{owner[ref]} asks for: a turn may quote only outputs of steps asked for "
+                              "in earlier turns"))
     return probs
 
 
@@ -242,6 +245,9 @@ def golden_problems(sc: Scenario) -> list[tuple[tuple, str]]:
     golden = run_golden(sc)
     probs = list(golden.problems)
     for t, turn in enumerate(sc.turns):
+        for ref in unresolved(turn.user, golden.outputs):
+            probs.append((("turns", t, "user"), f"reference {ref} does not resolve to a value in the "
+                          "golden path's outputs"))
         for j, fact in enumerate(turn.answer_must_contain):
             if resolve(fact, golden.outputs) is MISSING:
                 probs.append((("turns", t, "answer_must_contain", j), f"{fact!r} does not resolve"))
@@ -258,15 +264,17 @@ def golden_problems(sc: Scenario) -> list[tuple[tuple, str]]:
 def parse_scenario(data: Any, source: str = "<scenario>", lines: dict | None = None) -> Scenario:
     lines = lines or {}
     if not isinstance(data, dict):
-        raise ScenarioError(source, [("", 1, "a scenario must be a YAML mapping")])
+        got = "nothing (the file is empty)" if data is None else f"a {type(data).__name__}"
+        raise ScenarioError(source, [("", 1, "a scenario must be a YAML mapping (name, tools, turns, "
+                                     f"golden_path, ...); got {got}")])
+    bad = nonfinite_problems(data, lines)  # templates build data in Python, past the YAML loader
+    if bad:
+        raise ScenarioError(source, bad)
     try:
         sc = Scenario.model_validate(data)
     except ValidationError as e:
-        probs = []
-        for err in e.errors():
-            loc = tuple(p for p in err["loc"] if p not in ("function-after[_one_kind(), Effect]",))
-            probs.append((dotted(loc), line_for(lines, loc), err["msg"]))
-        raise ScenarioError(source, probs) from None
+        raise ScenarioError(source, validation_problems(
+            e, Scenario, lines, drop=("function-after[_one_kind(), Effect]",))) from None
     probs = semantic_problems(sc)
     if probs:
         raise ScenarioError(source, [(dotted(loc), line_for(lines, loc), msg) for loc, msg in probs])
@@ -274,25 +282,13 @@ def parse_scenario(data: Any, source: str = "<scenario>", lines: dict | None = N
 
 
 def load_scenario_text(text: str, source: str) -> Scenario:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        msg = f"malformed YAML: {getattr(e, 'problem', None) or e}"
-        raise ScenarioError(source, [("", line, msg)]) from None
-    lines = line_index(node) if node is not None else {}
+    data, lines = parse_yaml(text, source)
     return parse_scenario(data, source, lines)
 
 
 def load_scenario_file(path: str | Path) -> Scenario:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise ScenarioError(str(path), [("", None, f"cannot read file: {e.strerror}")]) from None
-    return load_scenario_text(text, str(path))
+    data, lines = load_yaml(path)
+    return parse_scenario(data, str(path), lines)
 
 
 def json_schema() -> dict:

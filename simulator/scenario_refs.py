@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,11 @@ from .spec import ScenarioRef
 def _coerce(v: str) -> Any:
     for cast in (int, float):
         try:
-            return cast(v)
+            x = cast(v)
         except ValueError:
-            pass
+            continue
+        # "nan", "inf" and "1e999" stay text, so the check that rejects them quotes what was typed
+        return x if isinstance(x, int) or math.isfinite(x) else v
     return {"true": True, "false": False}.get(v.lower(), v)
 
 
@@ -58,10 +61,16 @@ def _from_template(name: str, fn, params: dict[str, Any]) -> tuple[Scenario, Sce
 def resolve_scenario(ref: str, params: dict[str, Any] | None = None) -> tuple[Scenario, ScenarioRef]:
     """Load a scenario from a reference; raise ScenarioError naming what is wrong."""
     params = dict(params or {})
-    is_file = Path(ref).exists()
+    try:
+        is_file = Path(ref).exists()
+    except (OSError, ValueError):  # a NUL byte or a name too long for the file system: not a file
+        is_file = False
     name, _, inline = ref.partition(":") if not is_file else (ref, "", "")
     if inline:
-        params = {**parse_params(inline), **params}
+        try:
+            params = {**parse_params(inline), **params}
+        except ValueError as e:
+            raise ScenarioError(ref, [("params", None, str(e))]) from None
     template = find("template", name)
     if template is not None:
         return _from_template(name, template.obj, params)

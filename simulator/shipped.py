@@ -11,9 +11,8 @@ import ast
 import importlib.util
 from pathlib import Path
 
-import yaml
-
 from .registry import register
+from .yamlio import ScenarioError, load_yaml
 
 
 def package_dir(package: str, folder: str) -> Path | None:
@@ -47,9 +46,9 @@ def _register_scenarios() -> None:
     root = package_dir("attrition_scenarios", "scenarios")
     for f in sorted(root.glob("*.yaml")) if root else []:
         try:
-            head = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
-            summary = head.get("description", "") if isinstance(head, dict) else ""
-        except (yaml.YAMLError, UnicodeDecodeError):
+            head, _ = load_yaml(f)
+            summary = str(head.get("description", "")) if isinstance(head, dict) else ""
+        except ScenarioError:
             summary = "(does not parse)"
         register("scenario", f.stem, f, summary=summary, origin=__name__)
 

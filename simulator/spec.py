@@ -1,11 +1,42 @@
-"""TrialSpec: frozen, hashable, and identified by a digest of its canonical form."""
+"""TrialSpec: frozen, hashable, and identified by a digest of its canonical form; and the
+limits every input shares on its way to a TrialSpec (seeds, spans of virtual time)."""
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+import math
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+# results.duckdb stores seeds and replicates as BIGINT (signed 64-bit)
+MAX_SEED = 2**63 - 1
+# The longest span of virtual time any input may give (a latency, a think time, a
+# window, a time budget): 30 days is far past any session, and keeping every span
+# this small keeps sums of them, and lognormal draws around them, finite.
+MAX_VIRTUAL_S = 30 * 24 * 3600.0
+VIRTUAL_S = "2592000 s (30 days of virtual time)"
+
+
+def check_seed(v: int) -> int:
+    if not 0 <= v <= MAX_SEED:
+        raise ValueError(f"a seed is a whole number from 0 to 2**63 - 1 = {MAX_SEED} "
+                         f"(results store it as a 64-bit integer); got {v}")
+    return v
+
+
+Seed = Annotated[int, AfterValidator(check_seed)]
+
+
+def nonfinite(data: Any, path: tuple = ()) -> list[tuple]:
+    """Paths of every float in nested data that is NaN or infinite."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return [path]
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in nonfinite(v, path + (k,))]
+    if isinstance(data, (list, tuple)):
+        return [p for i, v in enumerate(data) for p in nonfinite(v, path + (i,))]
+    return []
 
 
 def canonical(obj: Any) -> str:
@@ -35,10 +66,19 @@ class TrialSpec(BaseModel):
     profile: str = "strong"
     profile_params: dict[str, Any] = Field(default_factory=dict)
     faults: tuple[dict, ...] = ()
-    seed: int = 0
-    replicate: int = 0
+    seed: Seed = 0
+    replicate: int = Field(0, ge=0, le=MAX_SEED)
     budgets: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict, description="labels of the sweep cell (fault setting, agent)")
+
+    @model_validator(mode="after")
+    def _finite(self):
+        # a record holds its spec as JSON, which has no NaN or Infinity
+        bad = nonfinite({"agent_params": self.agent_params, "profile_params": self.profile_params,
+                         "budgets": self.budgets, "faults": self.faults})
+        if bad:
+            raise ValueError(f"{'.'.join(map(str, bad[0]))}: not a finite number")
+        return self
 
     @property
     def id(self) -> str:

@@ -20,52 +20,98 @@ every design and profile in one cell row sees the same user and the same faults.
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from typing import Any, Iterator
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .design_loader import DesignError, check_params, load_factory
 from .faults.config import FaultConfigError, check_faults, normalize_faults
 from .jobs import validate_budgets
 from .profiles import get_profile
-from .scenario import ScenarioError, dotted, line_for, line_index
+from .scenario import ScenarioError
 from .scenario_refs import resolve_scenario
-from .spec import TrialSpec
+from .spec import Seed, TrialSpec
+from .yamlio import dotted, line_for, load_yaml, validation_problems
+
+# Every replicate of every cell is a trial; past this a sweep is a typo (a stray zero).
+MAX_REPLICATES = 100_000
+# Every cell's scenario is built and checked before the first trial runs (about 2 ms
+# each for a short template): ten thousand cells take half a minute to plan.
+MAX_CELLS = 10_000
+# Ten million trials is weeks of compute on one machine; the count is taken from the
+# grid's sizes before anything is expanded, so an astronomic grid fails at once.
+MAX_TRIALS = 10_000_000
+# Sessions sharing one environment run together in one process and are re-run as a
+# group on resume; ten thousand is far past any provider-load test.
+MAX_CONCURRENCY = 10_000
 
 
 class ScenarioAxis(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     ref: str
     params: dict[str, Any] = Field(default_factory=dict, description="a list value is a grid axis")
 
+    @field_validator("params")
+    @classmethod
+    def _axes(cls, v: dict) -> dict:
+        empty = [k for k, x in v.items() if isinstance(x, list) and not x]
+        if empty:
+            raise ValueError(f"axis {empty[0]!r} is an empty list: an axis needs at least one value")
+        return v
+
+    def cells(self) -> int:
+        return math.prod(len(x) if isinstance(x, list) else 1 for x in self.params.values())
+
 
 class AgentAxis(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     ref: str
     params: dict[str, Any] = Field(default_factory=dict)
     label: str | None = None
 
 
 class SweepFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str = Field(pattern=r"^[\w.-]+$")
     description: str = ""
-    seed: int = 0
-    replicates: int = Field(3, ge=1)
+    seed: Seed = Field(0, description="0 to 2**63 - 1")
+    replicates: int = Field(3, ge=1, le=MAX_REPLICATES, description=f"trials per cell, 1 to {MAX_REPLICATES:,}")
     scenarios: list[ScenarioAxis] = Field(min_length=1)
-    agents: list[AgentAxis] = Field(default_factory=lambda: [AgentAxis(ref="react")])
+    agents: list[AgentAxis] = Field(default_factory=lambda: [AgentAxis(ref="react")], min_length=1)
     profiles: list[str] = Field(default_factory=lambda: ["strong"], min_length=1)
-    faults: dict[str, list[Any]] = Field(default_factory=lambda: {"none": []},
+    faults: dict[str, list[Any]] = Field(default_factory=lambda: {"none": []}, min_length=1,
                                          description="fault setting name -> faults")
     budgets: dict[str, Any] = Field(default_factory=dict)
-    concurrency: int = Field(1, ge=1, description="sessions sharing one virtual environment")
+    concurrency: int = Field(1, ge=1, le=MAX_CONCURRENCY, description="sessions sharing one virtual environment, "
+                             f"1 to {MAX_CONCURRENCY:,}")
+    _lines: dict = PrivateAttr(default_factory=dict)  # field path -> line, for plan()'s problems
 
     @field_validator("scenarios", "agents", mode="before")
     @classmethod
     def _strings(cls, v):
         return [{"ref": x} if isinstance(x, str) else x for x in v] if isinstance(v, list) else v
+
+    @model_validator(mode="after")
+    def _size(self):
+        if self.cells() > MAX_CELLS:
+            raise ValueError(f"the scenario grid has {self.cells():,} cells; a sweep takes at most "
+                             f"{MAX_CELLS:,} (split it into several sweeps)")
+        if self.size() > MAX_TRIALS:
+            raise ValueError(f"the sweep has {self.size():,} trials ({self.cells():,} scenario cells x "
+                             f"{len(self.faults)} fault settings x {len(self.agents)} agents x "
+                             f"{len(self.profiles)} profiles x {self.replicates:,} replicates); "
+                             f"a sweep takes at most {MAX_TRIALS:,}")
+        return self
+
+    def cells(self) -> int:
+        """Scenario cells of the grid, counted from the axes' lengths without expanding them."""
+        return sum(a.cells() for a in self.scenarios)
+
+    def size(self) -> int:
+        """Trials in the sweep, counted without expanding anything."""
+        return self.cells() * len(self.faults) * len(self.agents) * len(self.profiles) * self.replicates
 
 
 def _grid(params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -76,78 +122,83 @@ def _grid(params: dict[str, Any]) -> list[dict[str, Any]]:
 
 def load_sweep(path: str | Path) -> SweepFile:
     """Parse and validate a sweep file; errors carry the file, line and field path."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        lines = line_index(node) if node is not None else {}
-    except OSError as e:
-        raise ScenarioError(str(p), [("", None, f"cannot read file: {e.strerror}")]) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ScenarioError(str(p), [("", mark.line + 1 if mark else None, f"malformed YAML: {e}")]) from None
+    data, lines = load_yaml(path)
     if not isinstance(data, dict):
-        raise ScenarioError(str(p), [("", 1, "a sweep file must be a YAML mapping (name, scenarios, ...)")])
+        got = "nothing (the file is empty)" if data is None else f"a {type(data).__name__}"
+        raise ScenarioError(str(path), [("", 1, "a sweep file must be a YAML mapping (name, scenarios, ...); "
+                                         f"got {got}")])
     try:
-        return SweepFile.model_validate(data)
+        sweep = SweepFile.model_validate(data)
     except ValidationError as e:
-        raise ScenarioError(str(p), [(dotted(err["loc"]), line_for(lines, err["loc"]), err["msg"])
-                                     for err in e.errors()]) from None
+        raise ScenarioError(str(path), validation_problems(e, SweepFile, lines)) from None
+    sweep._lines = lines
+    return sweep
+
+
+def _check_names(sweep: SweepFile) -> list[tuple[tuple, str]]:
+    """Budgets, repeated entries, profiles and designs: what needs no scenario."""
+    problems: list[tuple[tuple, str]] = []
+    try:
+        validate_budgets(sweep.budgets)
+    except ValueError as e:
+        problems.append((("budgets",), str(e)))
+    for what, items in (("profiles", sweep.profiles), ("agents", [a.model_dump_json() for a in sweep.agents]),
+                        ("scenarios", [a.model_dump_json() for a in sweep.scenarios])):
+        if len(set(items)) != len(items):
+            problems.append(((what,), "an entry is listed twice: every cell would run twice"))
+    for i, prof in enumerate(sweep.profiles):
+        try:
+            get_profile(prof)
+        except KeyError as e:
+            problems.append((("profiles", i), str(e.args[0])))
+    for i, a in enumerate(sweep.agents):
+        try:
+            factory = load_factory(a.ref)
+        except DesignError as e:
+            problems.append((("agents", i, "ref"), str(e)))
+            continue
+        try:
+            check_params(a.ref, factory, a.params)
+        except DesignError as e:
+            problems.append((("agents", i, "params"), str(e)))
+    return problems
+
+
+def _where(sweep: SweepFile, loc: tuple, msg: str) -> tuple[str, int | None, str]:
+    # a fault's message already names its entry (faults.NAME[i]): the path stops at the
+    # setting, the line is the entry's
+    path = loc[:2] if loc[0] == "faults" else loc
+    return dotted(path), line_for(sweep._lines, loc), msg
 
 
 def plan(sweep: SweepFile, source: str = "sweep") -> tuple[list, dict, int]:
     """Check every reference of a sweep; return (cells, fault settings per cell, number of trials).
     Raises ScenarioError listing every problem."""
-    problems: list[tuple[str, int | None, str]] = []
-    try:
-        validate_budgets(sweep.budgets)
-    except ValueError as e:
-        problems.append(("budgets", None, str(e)))
-    for what, items in (("profiles", sweep.profiles), ("agents", [a.model_dump_json() for a in sweep.agents]),
-                        ("scenarios", [a.model_dump_json() for a in sweep.scenarios])):
-        if len(set(items)) != len(items):
-            problems.append((what, None, "an entry is listed twice: every cell would run twice"))
-    for i, prof in enumerate(sweep.profiles):
-        try:
-            get_profile(prof)
-        except KeyError as e:
-            problems.append((f"profiles[{i}]", None, str(e.args[0])))
+    problems = _check_names(sweep)
     settings = {}
     for name, faults in sweep.faults.items():
         try:
             settings[name] = normalize_faults(faults, where=f"faults.{name}")
         except FaultConfigError as e:
-            problems.append((f"faults.{name}", None, str(e)))
-    for i, a in enumerate(sweep.agents):
-        try:
-            factory = load_factory(a.ref)
-        except DesignError as e:
-            problems.append((f"agents[{i}].ref", None, str(e)))
-            continue
-        try:
-            check_params(a.ref, factory, a.params)
-        except DesignError as e:
-            problems.append((f"agents[{i}].params", None, str(e)))
+            problems.append((("faults", name) + ((e.index,) if e.index is not None else ()), str(e)))
     cells, merged = [], {}
     for i, axis in enumerate(sweep.scenarios):
         for params in _grid(axis.params):
             try:
                 sc, ref = resolve_scenario(axis.ref, params)
             except ScenarioError as e:
-                problems.append((f"scenarios[{i}]", None, "; ".join(m for _, _, m in e.problems)))
+                problems.append((("scenarios", i), "; ".join(m for _, _, m in e.problems)))
                 continue
             for name, fs in settings.items():
                 try:
                     merged[(ref.digest, name)] = normalize_faults(list(sc.faults) + list(fs))
                     check_faults(merged[(ref.digest, name)], sc, where=f"faults.{name}")
                 except FaultConfigError as e:
-                    problems.append((f"faults.{name}", None, str(e)))
+                    problems.append((("faults", name), str(e)))
             cells.append(ref)
     if problems:
-        raise ScenarioError(source, list(dict.fromkeys(problems)))
-    n = len(cells) * len(settings) * len(sweep.agents) * len(sweep.profiles) * sweep.replicates
-    return cells, merged, n
+        raise ScenarioError(source, [_where(sweep, loc, msg) for loc, msg in dict.fromkeys(problems)])
+    return cells, merged, sweep.size()
 
 
 def iter_specs(sweep: SweepFile, cells: list, merged: dict) -> Iterator[TrialSpec]:

@@ -10,6 +10,12 @@ from typing import Any
 
 from .registry import register
 
+# The chain builds its whole world and golden path up front and validation runs the
+# golden path: 4096 calls take a few seconds; far longer tasks are a typo, not a test.
+MAX_LENGTH = 4096
+# record ids carry the task number; a million task variants is far past any sweep
+MAX_TASK = 1_000_000
+
 KINDS = [("ticket", "get_ticket", "a support ticket"),
          ("account", "get_account", "a customer account"),
          ("invoice", "get_invoice", "an invoice")]
@@ -78,16 +84,27 @@ def _chain_turns(n: int, turns: int, step_ids: list[str], first_id: str) -> list
     return out
 
 
+def whole(name: str, value: object, lo: int, hi: int, what: str) -> int:
+    """A whole-number template parameter in [lo, hi], or a ValueError saying so."""
+    ok = isinstance(value, int) and not isinstance(value, bool) or \
+        isinstance(value, float) and value.is_integer()
+    if not ok or not lo <= value <= hi:
+        shown = value if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+        raise ValueError(f"{name} must be >= {lo} and at most {hi:,}, a whole number ({what}); got {shown}")
+    return int(value)
+
+
 @register("template", "chain")
 def chain(length: int = 8, turns: int = 1, task: int = 0) -> dict:
     """A task of `length` dependent tool calls: follow a trail of linked records across
     three systems (each record names the next one), then file a report quoting the last
     record's code. Every step needs the previous step's output, so one wrong id sends
-    the rest of the trail astray; records also list look-alike ids (decoys)."""
-    n = int(length)
-    if n < 1:
-        raise ValueError("length must be >= 1")
-    turns = max(1, min(int(turns), n))
+    the rest of the trail astray; records also list look-alike ids (decoys).
+    length: 1 to 4096; turns: 1 to 4096 (at most one per call); task: 0 to 1,000,000."""
+    n = whole("length", length, 1, MAX_LENGTH, "the number of tool calls")
+    # more turns than calls would leave turns with nothing to ask: at most one call per turn
+    turns = min(whole("turns", turns, 1, MAX_LENGTH, "user requests the trail is split into"), n)
+    task = whole("task", task, 0, MAX_TASK, "which task of the family")
     ids, world = _chain_world(n - 1, task)
     golden = _chain_golden(n - 1, ids[0])
     return {

@@ -9,12 +9,28 @@ words.
 from __future__ import annotations
 
 import copy
+import datetime
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 REF = re.compile(r"\{([A-Za-z_][\w-]*)((?:\.[\w-]+)*)\}")
 MISSING = object()
+
+
+def _text_key(v: Any) -> Any:
+    # Tools look rows up by the text of an id, so a row keyed by the number 1001 (or the
+    # date 2026-10-30) would never be found: read such keys as the text they were written as.
+    if isinstance(v, bool):
+        raise ValueError(f"key {v!r} is a boolean: quote it (YAML reads yes, no, on, off as booleans)")
+    return str(v) if isinstance(v, (int, datetime.date)) else v
+
+
+Key = Annotated[str, BeforeValidator(_text_key)]
+# table name -> row id -> record: every tool effect reads and writes rows of this shape
+WorldTables = dict[Key, dict[Key, dict[Key, Any]]]
 
 
 def split_path(path: str) -> list[str | int]:
@@ -44,6 +60,25 @@ def refs_in(value: Any) -> list[tuple[str, str]]:
     if isinstance(value, list):
         return [r for v in value for r in refs_in(v)]
     return []
+
+
+def holds_missing(value: Any) -> bool:
+    """Whether a resolved value has an unresolved reference anywhere inside it."""
+    if isinstance(value, dict):
+        return any(holds_missing(v) for v in value.values())
+    if isinstance(value, list):
+        return any(holds_missing(v) for v in value)
+    return value is MISSING
+
+
+def unresolved(value: Any, outputs: dict[str, Any]) -> list[str]:
+    """The `{step.path}` references in a value that do not resolve, as written."""
+    out = []
+    for step, path in refs_in(value):
+        text = "{" + step + (f".{path}" if path else "") + "}"
+        if resolve(text, outputs) is MISSING and text not in out:
+            out.append(text)
+    return out
 
 
 def resolve(value: Any, outputs: dict[str, Any]) -> Any:
@@ -155,13 +190,15 @@ def run_golden(scenario, overrides: dict[str, Any] | None = None) -> GoldenRun:
         for name in args:
             if overrides and f"{step.id}.{name}" in overrides:
                 args[name] = overrides[f"{step.id}.{name}"]
-        for name, v in args.items():
-            if v is MISSING:
-                problems.append((("golden_path", i, "args", name),
-                                 f"reference {step.args[name]!r} does not resolve to a value "
-                                 "in the earlier steps' outputs"))
+        bad = [name for name, v in args.items() if holds_missing(v)]
+        for name in bad:
+            problems.append((("golden_path", i, "args", name),
+                             f"reference {', '.join(unresolved(step.args[name], outputs))} does not "
+                             "resolve to a value in the earlier steps' outputs"))
         tool = scenario.tools.get(step.tool)
-        if tool is None:
+        # validating, a step with a broken reference is not run: its effect would only add
+        # noise to the report; a changed goal (overrides) runs on as it always has
+        if tool is None or (overrides is None and bad):
             continue
         out = apply_effect(tool.effect, args, world)
         if not out.ok:

@@ -246,3 +246,45 @@ def test_analyze_can_leave_out_trials_whose_fault_never_fired(tmp_path):
     fired = analyze_results(tmp_path / "s", n_boot=100, exclude_unfired=True)
     unfired = sum(r.faults_not_fired != [] for r in iter_records(tmp_path / "s"))
     assert unfired > 0 and fired["n_trials"] == all_["n_trials"] - unfired
+
+
+def test_reference_problems_carry_their_line(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("name: x\nscenarios: [{ref: chain}]\nprofiles:\n  - strong\n  - medium\n"
+                 "faults:\n  ok: []\n  bad:\n    - rate_limit\n    - nope\n")
+    with pytest.raises(ScenarioError) as e:
+        expand(load_sweep(f), str(f))
+    got = {(path, line) for path, line, _ in e.value.problems}
+    assert got == {("profiles[1]", 5), ("faults.bad", 10)}
+
+
+@pytest.mark.parametrize("executor", ["process", pytest.param("dask", marks=pytest.mark.slow)])
+def test_kill_9_then_resume_keeps_every_trial_exactly_once_in_worker_processes(tmp_path, executor):
+    if executor == "dask":
+        pytest.importorskip("distributed")
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "simulator.cli", "sweep", str(FIXTURES / "sweeps" / "long.yaml"),
+           "--executor", executor, "--workers", "2", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    records = out / "records.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if records.exists() and len(records.read_text().splitlines()) >= 6:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # the driver alone, mid-run: its workers end with it
+    proc.wait()
+    before = len(records.read_text().splitlines())
+    assert 6 <= before < 30, "the sweep should have been killed in the middle"
+    res = subprocess.run(cmd + ["--resume", "--json"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["trials"] == 30 and summary["outcomes"]["error"] == 0
+    ids = [json.loads(line)["trial_id"] for line in records.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 30
+    starts: dict = {}
+    for line in (out / "events.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        if e["event"] == "trial_start":
+            starts[e["trial"]] = starts.get(e["trial"], 0) + 1
+    assert starts == {i: 1 for i in ids}

@@ -23,19 +23,71 @@ from __future__ import annotations
 import itertools
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from ..registry import objects, register
+from ..spec import MAX_VIRTUAL_S, VIRTUAL_S
 from .errors import FaultError
 
 Boundary = Literal["tool", "model", "turn", "history"]
 _ORDER = itertools.count()
 
 
+# The ceiling of a fault's count-like numbers (tokens, requests, messages): ten million is
+# past every provider's context window and rate; larger values only exhaust memory.
+MAX_PARAM = 10_000_000
+# A number that must be positive (a rate, a timeout) is divided by: below this it
+# underflows to a division by zero or an infinite wait.
+MIN_POSITIVE = 1e-6
+
+
+def numeric(annotation: Any) -> bool:
+    """A plain number field (int or float, maybe optional), not one that takes any value."""
+    kinds = set(get_args(annotation) or (annotation,)) - {type(None)}
+    return bool(kinds) and kinds <= {int, float}
+
+
+def ceiling(name: str) -> float:
+    """The largest value a fault parameter takes: a span of virtual time (a name ending
+    in `_s`) is at most 30 days, any other number at most MAX_PARAM."""
+    return MAX_VIRTUAL_S if name.endswith("_s") else MAX_PARAM
+
+
 class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN passes every comparison-based bound and inf breaks sums of virtual time: finite only
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _in_range(cls, v: Any, info: ValidationInfo) -> Any:
+        # one backstop for every fault's numbers; a fault may declare tighter bounds itself
+        f = cls.model_fields[info.field_name]
+        if not numeric(f.annotation) or v is None:
+            return v
+        if abs(v) > ceiling(info.field_name):
+            limit = VIRTUAL_S if info.field_name.endswith("_s") else f"{MAX_PARAM:,}"
+            raise ValueError(f"must be at most {limit}")
+        if any(isinstance(m, Gt) for m in f.metadata) and v < MIN_POSITIVE:
+            raise ValueError(f"must be at least {MIN_POSITIVE:g}")
+        return v
+
+
+def _num(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
+def param_range(name: str, f: Any) -> str:
+    """A parameter's allowed range, from its declared bounds and the shared ceiling."""
+    if not numeric(f.annotation):
+        return ""
+    hi = min([m.le for m in f.metadata if isinstance(m, Le)] + [m.lt for m in f.metadata if isinstance(m, Lt)]
+             + [ceiling(name)])
+    lo = [f"from {_num(m.ge)} to" for m in f.metadata if isinstance(m, Ge)] + \
+        [f"from {MIN_POSITIVE:g} to" for m in f.metadata if isinstance(m, Gt)] + ["at most"]
+    return f" ({lo[0]} {_num(hi)})"
 
 
 @dataclass(frozen=True)
@@ -127,7 +179,7 @@ class FaultDef:
         return {"model": "model", "turn": "turn", "history": "history"}[self.boundaries[0]]
 
     def describe_params(self) -> dict[str, str]:
-        out = {k: f"{f.default!r} — {f.description or ''}".rstrip(" —")
+        out = {k: (f"{f.default!r} — {f.description or ''}".rstrip(" —") + param_range(k, f))
                for k, f in self.params.model_fields.items()}
         out["default trigger"] = f"rate {self.default_rate:g}, {self.default_pattern}"
         if self.raises:

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..registry import UnknownName, lookup, names
+from ..yamlio import BOUND_ERRORS
 from .triggers import TRIGGER_KEYS, Trigger
 
 
 class FaultConfigError(ValueError):
-    """A fault setting that cannot work: unknown name, bad parameter, impossible trigger."""
+    """A fault setting that cannot work: unknown name, bad parameter, impossible trigger.
+    `index` is the position of the setting in its list, where one setting is to blame."""
+
+    def __init__(self, message: str, index: int | None = None):
+        super().__init__(message)
+        self.index = index
 
 
 def _split_list(v: str) -> list[str]:
@@ -40,8 +46,17 @@ def parse_fault_arg(text: str) -> dict:
     return out
 
 
-def _errors(e: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}" for err in e.errors())
+def _errors(e: ValidationError, model: type[BaseModel]) -> str:
+    """pydantic's errors in one line; a broken bound quotes the field's description, which
+    states the limits."""
+    out = []
+    for err in e.errors():
+        msg = err["msg"].removeprefix("Value error, ")
+        f = model.model_fields.get(err["loc"][0]) if err["loc"] else None
+        if err["type"] in BOUND_ERRORS and f is not None and f.description:
+            msg += f" ({f.description})"
+        out.append(f"{'.'.join(map(str, err['loc']))}: {msg}" if err["loc"] else msg)
+    return "; ".join(out)
 
 
 def _one(item: Any, where: str) -> tuple[str, str | None, str, dict, dict]:
@@ -55,6 +70,10 @@ def _one(item: Any, where: str) -> tuple[str, str | None, str, dict, dict]:
         item = {**{k: v for k, v in item.items() if k not in ("params", "trigger")},
                 **item["params"], **item["trigger"]}  # already canonical: validate again
     name = item.pop("name")
+    for key in ("name", "target", "id"):
+        v = name if key == "name" else item.get(key)
+        if v is not None and not isinstance(v, str):
+            raise FaultConfigError(f"{where}: {key} must be text, not {v!r}")
     try:
         d = lookup("fault", name).obj
     except UnknownName:
@@ -68,11 +87,11 @@ def _one(item: Any, where: str) -> tuple[str, str | None, str, dict, dict]:
         params = d.params.model_validate(item).model_dump(mode="json")
     except ValidationError as e:
         known = ", ".join(sorted(set(d.params.model_fields) | TRIGGER_KEYS | {"target", "id"}))
-        raise FaultConfigError(f"{where} ({name}): {_errors(e)} (accepted keys: {known})") from None
+        raise FaultConfigError(f"{where} ({name}): {_errors(e, d.params)} (accepted keys: {known})") from None
     try:
         trigger = Trigger.model_validate(trig).model_dump(mode="json", exclude_defaults=True)
     except ValidationError as e:
-        raise FaultConfigError(f"{where} ({name}): impossible trigger: {_errors(e)}") from None
+        raise FaultConfigError(f"{where} ({name}): impossible trigger: {_errors(e, Trigger)}") from None
     if d.timed_only and not (trig.get("windows") or trig.get("mtbf_s")):
         raise FaultConfigError(f"{where} ({name}): give windows=START-END or mtbf_s and mttr_s")
     if target.startswith("model") and "model" not in d.boundaries:
@@ -88,7 +107,10 @@ def normalize_faults(raw: list, where: str = "faults") -> tuple[dict, ...]:
     {name, id, target, params, trigger}. Raises FaultConfigError naming what is wrong."""
     out, seen, used = [], {}, set()
     for i, item in enumerate(raw or []):
-        name, fid, target, params, trigger = _one(item, f"{where}[{i}]")
+        try:
+            name, fid, target, params, trigger = _one(item, f"{where}[{i}]")
+        except FaultConfigError as e:
+            raise FaultConfigError(str(e), index=i) from None
         n = seen[name] = seen.get(name, 0) + 1
         fid = fid or (name if n == 1 else f"{name}#{n}")
         if fid in used:  # two settings of one fault (say, the scenario's and a sweep's) stay apart
@@ -112,5 +134,5 @@ def check_faults(faults: tuple[dict, ...], scenario, where: str = "faults") -> N
         turns = f["trigger"].get("at_turn", [])
         bad = [k for k in turns if k >= len(scenario.turns)]
         if bad:
-            raise FaultConfigError(f"{where}[{i}] ({f['name']}): at_turn {bad[0]} does not exist; "
-                                   f"scenario {scenario.name!r} has {len(scenario.turns)} turns (0-based)")
+            raise FaultConfigError(f"{where}[{i}] ({f['name']}): at_turn {bad[0]} does not exist; scenario "
+                                   f"{scenario.name!r} has {len(scenario.turns)} turns (0-based)", index=i)

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..rng import derive_seed, stream
+from ..spec import MAX_VIRTUAL_S, VIRTUAL_S
 
 TRIGGER_KEYS = {"rate", "at_call", "at_turn", "position", "pattern", "burst", "windows",
                 "mtbf_s", "mttr_s", "max_fires"}
@@ -21,33 +22,49 @@ def uniform(*keys: object) -> float:
     return derive_seed(*keys) / 2.0 ** 64
 
 
+# No trial makes a million calls or turns (the step budget is at most a million), so a
+# larger index could never match: it is a typo.
+MAX_INDEX = 1_000_000
+# An outage process draws one up and one down period per mean time between failures up
+# to the session's end: below a second apart, that is millions of draws per trial.
+MIN_MTBF_S = 1.0
+# a repair quicker than a millisecond is no outage at all
+MIN_MTTR_S = 0.001
+
+
 class Trigger(BaseModel):
     """When a fault fires. All conditions given must hold; `rate` is then the chance."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN passes every comparison-based bound and inf never ends a window: finite only
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    rate: float | None = Field(None, ge=0, le=1, description="probability per eligible call")
-    at_call: tuple[int, ...] = Field((), description="only these eligible calls (1-based)")
-    at_turn: tuple[int, ...] = Field((), description="only during these user turns (0-based)")
+    rate: float | None = Field(None, ge=0, le=1, description="probability per eligible call, 0 to 1")
+    at_call: tuple[int, ...] = Field((), description=f"only these eligible calls (1-based, 1 to {MAX_INDEX:,})")
+    at_turn: tuple[int, ...] = Field((), description=f"only during these user turns (0-based, 0 to {MAX_INDEX:,})")
     position: Literal["early", "middle", "late"] | None = Field(
         None, description="only in this third of the task (calls so far / golden length)")
     pattern: Literal["single", "persistent", "intermittent", "burst"] = Field(
         "intermittent", description="single: once; persistent: every call from the first firing on; "
                                     "intermittent: each call independently; burst: `burst` calls in a row")
-    burst: int = Field(3, ge=1, description="length of a burst")
-    windows: tuple[tuple[float, float], ...] = Field((), description="virtual-time windows [start, end) in seconds")
-    mtbf_s: float | None = Field(None, gt=0, description="mean time between failures of a random outage process")
-    mttr_s: float | None = Field(None, gt=0, description="mean time to repair of that process")
-    max_fires: int | None = Field(None, ge=1, description="stop after this many firings")
+    burst: int = Field(3, ge=1, le=MAX_INDEX, description=f"length of a burst, 1 to {MAX_INDEX:,}")
+    windows: tuple[tuple[float, float], ...] = Field(
+        (), description=f"virtual-time windows [start, end) in seconds, 0 <= start < end <= {VIRTUAL_S}")
+    mtbf_s: float | None = Field(None, ge=MIN_MTBF_S, le=MAX_VIRTUAL_S, description="mean time between failures "
+                                 f"of a random outage process, from 1 s to {VIRTUAL_S}")
+    mttr_s: float | None = Field(None, ge=MIN_MTTR_S, le=MAX_VIRTUAL_S, description="mean time to repair of that "
+                                 f"process, from 0.001 s to {VIRTUAL_S}")
+    max_fires: int | None = Field(None, ge=1, le=MAX_INDEX, description=f"stop after this many firings "
+                                  f"(1 to {MAX_INDEX:,})")
 
     @model_validator(mode="after")
     def _possible(self):
-        if any(c < 1 for c in self.at_call):
-            raise ValueError("at_call counts eligible calls from 1")
-        if any(t < 0 for t in self.at_turn):
-            raise ValueError("at_turn counts turns from 0")
+        if any(not 1 <= c <= MAX_INDEX for c in self.at_call):
+            raise ValueError(f"at_call counts eligible calls from 1, up to {MAX_INDEX:,}")
+        if any(not 0 <= t <= MAX_INDEX for t in self.at_turn):
+            raise ValueError(f"at_turn counts turns from 0, up to {MAX_INDEX:,}")
         for a, b in self.windows:
-            if not (0 <= a < b):
-                raise ValueError(f"window [{a}, {b}) is empty or negative: need 0 <= start < end")
+            if not (0 <= a < b <= MAX_VIRTUAL_S):
+                raise ValueError(f"window [{a}, {b}) is empty, negative or ends too late: need "
+                                 f"0 <= start < end <= {VIRTUAL_S}")
         if (self.mtbf_s is None) != (self.mttr_s is None):
             raise ValueError("a random outage process needs both mtbf_s and mttr_s")
         if self.rate == 0:
