@@ -2,25 +2,33 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
 from .design_loader import DesignError
 from .events import events_json_schema
+from .files import cannot_write, check_writable
 from .propagation import propagation_results
 from .registry import PROBLEMS, entries, names
 from .replay import replay as replay_trial
 from .results import analyze_results
-from .runs import run_cell, run_sweep
+from .runs import run_cell, run_sweep, sweep_dir
 from .report import graphs as graph_files
 from .report import terminal
 from .scenario import ScenarioError, json_schema, load_scenario_file
 from .scenario_refs import parse_params, resolve_scenario
+from .spec import MAX_SEED, MAX_VIRTUAL_S
+from .sql import export as export_rows
+from .sql import query as query_rows
+from .store import read_manifest, results_dir, validation_problem
+from .sweep import load_sweep
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   help="Stress-test LLM agent workflows on a virtual clock.")
@@ -42,6 +50,14 @@ class UserError(Exception):
     """Bad input: shown as one clear message, exit code 2."""
 
 
+# Limits on numbers that size work or memory: past them a typo hangs the machine instead of
+# failing (a million trials is hours; a thousand sessions in one environment, about a gigabyte).
+MAX_TRIALS = 1_000_000
+MAX_CONCURRENCY = 1_000
+MAX_WORKERS = 256
+MAX_BOOTSTRAP = 100_000
+
+
 def _fail(msg: str, code: int = 2) -> None:
     # messages quote user input and exception text: never markup
     err.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, markup=True, soft_wrap=True)
@@ -55,6 +71,10 @@ def _guard(fn):
         return fn()
     except (ScenarioError, DesignError, UserError) as e:
         _fail(str(e))
+    except UnicodeDecodeError as e:  # a reader that did not say which file: say what it found
+        _fail(f"a file is not UTF-8 text ({e.reason}, byte 0x{e.object[e.start]:02x} at offset {e.start})")
+    except ValidationError as e:
+        _fail(f"{e.title}: {validation_problem(e)}")
     except (LookupError, ValueError) as e:  # KeyError's str() would add quotes: use its message
         _fail(str(e.args[0]) if e.args else str(e))
 
@@ -87,13 +107,28 @@ def _progress(total: int):
     return None, tick
 
 
+def _run_inputs(budget: list[str] | None, stagger: float, out_dir: Path | None) -> dict:
+    """Check what `run` can check before any trial runs; return the budgets."""
+    budgets = _guard(lambda: parse_params(budget))
+    bad = set(budgets) - {"max_steps", "max_tokens", "max_sim_time_s"}
+    if bad:
+        _fail(f"unknown budget {', '.join(sorted(bad))}; use max_steps, max_tokens, max_sim_time_s")
+    if not (math.isfinite(stagger) and 0 <= stagger <= MAX_VIRTUAL_S):
+        _fail(f"--stagger must be a finite number of virtual seconds from 0 to {MAX_VIRTUAL_S:.0f} (30 days), "
+              f"not {stagger}")
+    _guard(lambda: check_writable(out_dir if out_dir is not None else Path("results"), directory=True))
+    return budgets
+
+
 @app.command()
 def run(
     scenario: str = typer.Argument(..., help="scenario file, shipped scenario name, or template "
                                    "(e.g. chain, chain:length=64)"),
     agent: str = typer.Option("react", "--agent", "-a", help="design name, path/file.py:build or pkg.module:build"),
-    trials: int = typer.Option(20, "--trials", "-n", min=1, help="number of trials (replicates)"),
-    seed: int = typer.Option(0, "--seed", "-s", help="sweep seed; same seed, same results"),
+    trials: int = typer.Option(20, "--trials", "-n", min=1, max=MAX_TRIALS,
+                               help=f"number of trials (replicates), 1 to {MAX_TRIALS:,}"),
+    seed: int = typer.Option(0, "--seed", "-s", min=0, max=MAX_SEED,
+                             help="sweep seed, 0 to 2**63 - 1; same seed, same results"),
     profile: str = typer.Option("strong", "--profile", help="simulated model profile (attrition list profiles)"),
     param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="template parameter key=value (repeatable)"),
     agent_param: Optional[List[str]] = typer.Option(None, "--agent-param", help="design parameter key=value (repeatable)"),
@@ -101,20 +136,16 @@ def run(
     budget: Optional[List[str]] = typer.Option(None, "--budget", help="max_steps=N, max_tokens=N or max_sim_time_s=S"),
     fault: Optional[List[str]] = typer.Option(None, "--fault", "-f", help="NAME[:key=value,...] (repeatable; "
                                               "attrition list faults), e.g. rate_limit:rate=0.3"),
-    concurrency: int = typer.Option(1, "--concurrency", min=1, help="sessions sharing one virtual environment "
-                                    "(and its provider: shared limits and outages hit them together)"),
-    stagger: float = typer.Option(0.0, "--stagger", min=0, help="virtual seconds between session arrivals "
-                                  "within a shared environment"),
+    concurrency: int = typer.Option(1, "--concurrency", min=1, max=MAX_CONCURRENCY, help="sessions sharing one "
+                                    f"virtual environment, 1 to {MAX_CONCURRENCY:,} (and its provider: shared "
+                                    "limits and outages hit them together)"),
+    stagger: float = typer.Option(0.0, "--stagger", help="virtual seconds between session arrivals within a "
+                                  f"shared environment, 0 to {MAX_VIRTUAL_S:.0f} (30 days)"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="results directory (default results/<run-id>)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a table"),
 ) -> None:
     """Run an agent design through a scenario N times and report its success rate."""
-    budgets = _guard(lambda: parse_params(budget))
-    bad = set(budgets) - {"max_steps", "max_tokens", "max_sim_time_s"}
-    if bad:
-        _fail(f"unknown budget {', '.join(sorted(bad))}; use max_steps, max_tokens, max_sim_time_s")
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        _fail(f"cannot write results to {out_dir}: it is a file, not a directory")
+    budgets = _run_inputs(budget, stagger, out_dir)
     bar, tick = _progress(trials) if not as_json or sys.stderr.isatty() else (None, None)
     try:
         if bar:
@@ -140,11 +171,24 @@ def run(
         raise typer.Exit(1)
 
 
+def _sweep_out(sweep_file: Path, resume: bool, out_dir: Path | None) -> Path | None:
+    """Where a sweep writes, checked before any trial runs; to resume, the directory it
+    finishes, whose logs and manifest must be readable."""
+    if not resume:
+        _guard(lambda: check_writable(out_dir if out_dir is not None else Path("results"), directory=True))
+        return out_dir
+    out = out_dir if out_dir is not None else _guard(lambda: sweep_dir(load_sweep(sweep_file).name, True))
+    _guard(lambda: read_manifest(results_dir(out)))
+    _guard(lambda: check_writable(out, directory=True))
+    return out
+
+
 @app.command()
 def sweep(
     sweep_file: Path = typer.Argument(..., help="sweep file (YAML), e.g. scenarios/sweeps/quickstart.yaml"),
     executor: str = typer.Option("process", "--executor", "-e", help="serial, process (all cores) or dask"),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="worker processes (default: all cores)"),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, max=MAX_WORKERS,
+                                          help=f"worker processes, 1 to {MAX_WORKERS} (default: all cores)"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="address of a running Dask scheduler"),
     resume: bool = typer.Option(False, "--resume", help="finish an interrupted sweep (the newest for this "
                                 "sweep file, or --out DIR) without repeating or losing trials"),
@@ -156,6 +200,7 @@ def sweep(
         _fail(f"unknown executor {executor!r}; choose from {', '.join(names('executor'))}")
     if scheduler and executor != "dask":
         _fail("--scheduler needs --executor dask")
+    out_dir = _sweep_out(sweep_file, resume, out_dir)
     state: dict = {}
 
     def on_start(total: int, done: int) -> None:
@@ -178,7 +223,10 @@ def sweep(
     finally:
         if state.get("bar"):
             state["bar"].stop()
-    analysis = _guard(lambda: analyze_results(run_dir))
+    try:
+        analysis = analyze_results(run_dir)
+    except (LookupError, ValueError) as e:  # every trial ended in error: exit 1, as for any error trial
+        _fail(str(e.args[0]) if e.args else str(e), 1 if summary["outcomes"]["error"] else 2)
     if as_json:
         print(json.dumps({**summary, "results_dir": str(run_dir), "analysis": analysis}, indent=2, default=str))
     else:
@@ -196,8 +244,9 @@ def analyze(
     results: Path = typer.Argument(..., help="a results directory, or a table (CSV, JSONL, JSON) of "
                                    "task, trial, success or reward, and optionally length"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-    seed: int = typer.Option(0, "--seed", help="seed of the bootstrap"),
-    n_boot: int = typer.Option(1000, "--bootstrap", min=50, help="bootstrap replicates"),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="seed of the bootstrap, 0 to 2**63 - 1"),
+    n_boot: int = typer.Option(1000, "--bootstrap", min=50, max=MAX_BOOTSTRAP,
+                               help=f"bootstrap replicates, 50 to {MAX_BOOTSTRAP:,}"),
     exclude_unfired: bool = typer.Option(False, "--exclude-unfired", help="leave out trials in which a "
                                          "configured fault never fired"),
 ) -> None:
@@ -217,14 +266,8 @@ def query(
                               "FROM trials GROUP BY ALL ORDER BY ALL", help="SQL over tables `trials` and `events`"),
     as_json: bool = typer.Option(False, "--json", help="rows as JSON objects"),
 ) -> None:
-    """Query a results directory with SQL (DuckDB)."""
-    from .store import query as run_query
-    if not (results / "records.jsonl").exists():
-        _fail(f"{results} is not a results directory (no records.jsonl)")
-    try:
-        cols, rows = run_query(results, sql)
-    except Exception as e:  # SQL errors are the user's input
-        _fail(f"query failed: {str(e).splitlines()[0]}")
+    """Query a results directory with SQL (DuckDB): one read-only SELECT, no other files."""
+    cols, rows = _guard(lambda: query_rows(results, sql))
     if as_json:
         print(json.dumps([dict(zip(cols, r)) for r in rows], indent=2, default=str))
         return
@@ -235,18 +278,11 @@ def query(
 def export(
     results: Path = typer.Argument(..., help="a results directory"),
     output: Path = typer.Argument(..., help="file to write: .parquet or .csv"),
-    sql: str = typer.Option("SELECT * FROM trials", "--sql", help="what to export"),
+    sql: str = typer.Option("SELECT * FROM trials", "--sql", help="what to export: one read-only SELECT "
+                            "over tables `trials` and `events`"),
 ) -> None:
     """Export trials (or any query) to Parquet or CSV."""
-    from .store import export as run_export
-    if not (results / "records.jsonl").exists():
-        _fail(f"{results} is not a results directory (no records.jsonl)")
-    try:
-        run_export(results, output, sql=sql)
-    except ValueError as e:
-        _fail(str(e))
-    except Exception as e:
-        _fail(f"export failed: {str(e).splitlines()[0]}")
+    _guard(lambda: export_rows(results, output, sql=sql))
     err.print(f"wrote {output}", highlight=False, markup=False)
 
 
@@ -260,17 +296,15 @@ def propagation(
                                               "(detection, steps and time to it, depth, blast radius) as JSON lines"),
 ) -> None:
     """Trace every fault and model error to what it broke; containment per graph node."""
-    for target in (graphml, trials_out):
-        if target is not None and not target.parent.is_dir():
-            _fail(f"cannot write {target}: no directory {target.parent}")
+    _guard(lambda: graph_files.check_targets(graphml, trials_out, results))
     res = _guard(lambda: propagation_results(results))
     per_trial = res.pop("trials")
     if trials_out:
-        n = graph_files.write_trials(per_trial, trials_out)
+        n = _guard(lambda: graph_files.write_trials(per_trial, trials_out))
         err.print(f"wrote {n} trials to {trials_out}", highlight=False, markup=False)
     graphs = graph_files.take_graphs(res)
     if graphml:
-        written = graph_files.write_graphs(graphs, graphml)
+        written = _guard(lambda: graph_files.write_graphs(graphs, graphml))
         err.print(f"wrote {' and '.join(map(str, written))}", highlight=False, markup=False)
     if as_json:
         print(json.dumps(res, indent=2, default=str))
@@ -295,13 +329,21 @@ def validate(files: List[str] = typer.Argument(..., help="scenario files (or shi
         raise typer.Exit(2)
 
 
+def _write_text(path: Path, text: str) -> None:
+    check_writable(path)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise cannot_write(path, e) from None
+
+
 @app.command()
 def schema(output: Optional[Path] = typer.Option(None, "--out", "-o", help="write to a file"),
            events: bool = typer.Option(False, "--events", help="the schema of events.jsonl lines instead")) -> None:
     """Print the JSON Schema of scenario files (for editor completion), or of events."""
     text = json.dumps(events_json_schema() if events else json_schema(), indent=2)
     if output:
-        output.write_text(text + "\n")
+        _guard(lambda: _write_text(output, text + "\n"))
         err.print(f"wrote {output}", markup=False)
     else:
         print(text)
@@ -326,6 +368,7 @@ def replay(
 ) -> None:
     """Re-run one trial from its id and print its event trace."""
     r = _guard(lambda: replay_trial(trial_id, results))
+    err.print(r.scenario_note, highlight=False, markup=False)
     if as_json:
         for e in r.events:
             print(json.dumps(e, default=str))

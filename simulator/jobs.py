@@ -26,6 +26,7 @@ class Job:
     factory: Callable
     model_factory: Callable | None = None
     start_at: float = 0.0  # virtual arrival time of the session in a shared environment
+    reviewer: dict | None = None  # the human reviewer's policy (reviewer.py); None: approves everything
 
     def arriving_at(self, t: float) -> "Job":
         return replace(self, start_at=t)
@@ -74,6 +75,11 @@ class JobMaker:
         if spec.agent not in self._factories:
             self._factories[spec.agent] = load_factory(spec.agent)
         return Job(spec, sc, self._factories[spec.agent], self.model_factory)
+
+    def use_scenario(self, spec: TrialSpec, scenario: Any) -> None:
+        """Run `spec` on this scenario content instead of what its reference resolves to now
+        (a replay of the content a results directory kept)."""
+        self._scenarios[digest(spec.scenario.model_dump())] = (scenario, scenario.digest())
 
     def digest(self, spec: TrialSpec) -> str:
         """The content digest of the scenario a spec resolves to today."""

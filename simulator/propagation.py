@@ -17,15 +17,17 @@ All functions here are pure: they read a record and its events and return data.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import networkx as nx
+from pydantic import ValidationError
 
 from .attribution import attribute, silent_failure
 from .containment import aggregate
 from .events import Step, parse_event
+from .files import ResultsError, numbered_lines
 from .records import TrialRecord
-from .store import iter_jsonl, iter_records
+from .store import iter_records, results_dir, validation_problem
 from .taint import follow_taint
 
 __all__ = ["aggregate", "graph_json", "iter_trial_events", "propagation_results", "trace_trial"]
@@ -46,17 +48,37 @@ def trace_trial(record, events: list[dict]) -> dict:
             "graph_edges": record.graph_edges, "transitions": [list(t) for t in transitions]}
 
 
-def iter_trial_events(path) -> Iterable[tuple[str, list[dict]]]:
-    """Events grouped by trial, streaming (each trial's events are contiguous in the log)."""
-    current, batch = None, []
-    for e in iter_jsonl(path):
+def _trial_batches(path) -> Iterator[tuple[str, list[dict], list[int]]]:
+    current, batch, lines = None, [], []
+    for n, e, _ in numbered_lines(path):
+        if not isinstance(e.get("trial"), str):  # the key events are grouped by: checked first
+            raise ResultsError(f"{path}:{n}: not a valid event: field trial: a trial id is text, "
+                               f"not {e.get('trial')!r:.60}")
         if e.get("trial") != current and batch:
-            yield current, batch
-            batch = []
+            yield current, batch, lines
+            batch, lines = [], []
         current = e.get("trial")
         batch.append(e)
+        lines.append(n)
     if batch:
-        yield current, batch
+        yield current, batch, lines
+
+
+def iter_trial_events(path) -> Iterable[tuple[str, list[dict]]]:
+    """Events grouped by trial, streaming (each trial's events are contiguous in the log)."""
+    for tid, events, _ in _trial_batches(path):
+        yield tid, events
+
+
+def _bad_event(path: Path, events: list[dict], lines: list[int]) -> ResultsError:
+    """The first event of a trial that breaks the event schema, named by file, line and field."""
+    for e, n in zip(events, lines):
+        try:
+            parse_event(e)
+        except ValidationError as err:
+            return ResultsError(f"{path}:{n}: not a valid event: {validation_problem(err, (e.get('event'),), 'event')}")
+    return ResultsError(f"{path}:{lines[0]}-{lines[-1]}: the events of trial {events[0].get('trial')} "
+                        "do not follow the event schema")
 
 
 def graph_json(g: nx.DiGraph) -> dict:
@@ -66,13 +88,11 @@ def graph_json(g: nx.DiGraph) -> dict:
 def propagation_results(path: str | Path) -> dict:
     """Trace every trial of a results directory and aggregate over the agent graph,
     overall and per design. Returns plain data plus networkx graphs under "graph"."""
-    p = Path(path)
-    if not (p / "records.jsonl").exists() or not (p / "events.jsonl").exists():
-        raise LookupError(f"{p} is not a results directory with events (records.jsonl, events.jsonl)")
+    p = results_dir(path, events=True)
     records = iter_records(p)
     pending: dict[str, TrialRecord] = {}
     traces: list[dict] = []
-    for tid, events in iter_trial_events(p / "events.jsonl"):
+    for tid, events, lines in _trial_batches(p / "events.jsonl"):
         # records follow their events in the log, so the two files are read in step
         while tid not in pending:
             r = next(records, None)
@@ -81,7 +101,10 @@ def propagation_results(path: str | Path) -> dict:
             pending[r.trial_id] = r
         rec = pending.pop(tid, None)
         if rec is not None:
-            t = trace_trial(rec, events)
+            try:
+                t = trace_trial(rec, events)
+            except ValidationError:
+                raise _bad_event(p / "events.jsonl", events, lines) from None
             t.pop("graph")  # per-trial graphs are rebuilt on demand; keep the driver small
             traces.append(t)
     if not traces:

@@ -3,12 +3,13 @@
 records and the rows made from them."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from .analysis import analyze, fault_effects, load_table, success_by_cell
 from .records import TrialRecord
 from .stats import mean_ci, wilson
-from .store import flatten, iter_records
+from .store import flatten, iter_records, results_dir
 
 OUTCOMES = ("success", "failure", "error", "budget")
 
@@ -97,23 +98,45 @@ def rows_from_records(records) -> tuple[list[dict], int]:
     return rows, errors
 
 
+def error_digest(messages: Counter, shown: int = 3) -> str:
+    """The distinct harness errors, most frequent first, with counts: `3x ValueError: boom; ...`."""
+    top = [f"{n}x {m}" for m, n in messages.most_common(shown)]
+    more = len(messages) - shown
+    return "; ".join(top) + (f"; and {more} other distinct error(s)" if more > 0 else "")
+
+
+def _noting_errors(records, into: Counter):
+    for r in records:
+        if r.outcome == "error":
+            into[(r.error or "no message").strip().splitlines()[0][:200]] += 1
+        yield r
+
+
 def analyze_results(path: str | Path, *, seed: int = 0, n_boot: int = 1000, exclude_unfired: bool = False) -> dict:
     """Analysis of a results directory (records) or an external table (CSV, JSONL, JSON).
     With exclude_unfired, trials in which a configured fault never fired are left out."""
     p = Path(path)
+    messages: Counter = Counter()
     if p.is_dir():
-        if not (p / "records.jsonl").exists():
-            raise LookupError(f"{p} is not a results directory (no records.jsonl)")
-        rows, errors = rows_from_records(iter_records(p))
-        source = "attrition"
+        rows, errors = rows_from_records(_noting_errors(iter_records(results_dir(p)), messages))
+        source, before = "attrition", len(rows)
         if exclude_unfired:
             rows = [r for r in rows if not r["fault_never_fired"]]
+            if before and not rows:
+                raise LookupError(f"{p}: in each of its {before} trials a configured fault never fired, "
+                                  "so --exclude-unfired leaves none to analyse")
     elif p.exists():
-        rows, errors, source = load_table(p), 0, "table"
+        try:
+            rows, errors, source = load_table(p), 0, "table"
+        except UnicodeDecodeError as e:
+            raise LookupError(f"{p}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
     else:
         raise LookupError(f"no such results directory or table: {p}")
+    if not rows and errors:
+        raise LookupError(f"{p} holds no trials to analyse: all {errors} ended in a harness error (the graph "
+                          f"or its factory crashed, or the scenario could not load): {error_digest(messages)}")
     if not rows:
-        raise LookupError(f"{p} holds no trials to analyse" + (f" ({errors} harness errors)" if errors else ""))
+        raise LookupError(f"{p} holds no trials to analyse")
     # bootstraps draw rows by position: fix the order, whatever order workers finished in
     rows.sort(key=lambda r: (str(r.get("task")), str(r.get("trial"))))
     out = analyze(rows, seed=seed, n_boot=n_boot)

@@ -4,9 +4,10 @@ results/<run>/
   manifest.json    what ran: spec or sweep file, seed, package versions, summary
   records.jsonl    one TrialRecord per line, appended (flushed and fsynced) as each trial ends
   events.jsonl     every event of every finished trial, written before its record
-  results.duckdb   the records as a flat SQL table `trials` (and a view `events` over the log:
-                   trial, seq, t, event, and the whole event as `json`), rebuilt
-                   from the log at the end of a run; query it, or export to Parquet/CSV
+  scenarios/       <digest>.json: the content of each distinct scenario the trials ran, written
+                   before the first record that needs it, so a trial replays from its id alone
+  results.duckdb   the records as a flat SQL table `trials`, rebuilt from the log at the end of
+                   a run (simulator.sql adds the view `events` over the log when it is queried)
 
 A trial's events are written before its record, and a record line is the commit: a
 run killed with SIGKILL loses only the trials in flight, and a resumed run drops
@@ -16,98 +17,134 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from pydantic import ValidationError
+
+from .files import ResultsError, atomic_write, cannot_write, numbered_lines, read_json
 from .records import TrialRecord, versions
-
-
-def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
+from .scenario import Scenario, ScenarioError, parse_scenario
+from .scenario_refs import resolve_scenario
 
 LOST = "worker failed"  # a trial whose worker died: recorded, but run again on --resume
+SCENARIOS = "scenarios"
+STORE_FILES = ("manifest.json", "records.jsonl", "events.jsonl", "results.duckdb")
+_DIGEST = re.compile(r"[0-9a-f]{8,64}")  # a scenario digest names a file: nothing else may
 
 
 def iter_jsonl(path: Path) -> Iterator[dict]:
-    """The objects of a JSON-lines log, skipping a torn line (what a killed writer leaves)."""
-    if not Path(path).exists():
-        return
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(obj, dict):
-                yield obj
+    """The objects of a JSON-lines log, skipping a torn last line (what a killed writer leaves);
+    any other bad line raises ResultsError naming the file and line."""
+    for _, obj, _ in numbered_lines(path):
+        yield obj
+
+
+def validation_problem(e: ValidationError, skip: tuple = (), root: str = "<root>") -> str:
+    """The first problem of a pydantic error as `field F: message (got V)`; `root` names the
+    field of a problem with the whole object (a missing tag, say)."""
+    x = e.errors()[0]
+    field = ".".join(str(p) for p in x["loc"] if p not in skip)
+    got = "" if isinstance(x.get("input"), (dict, list)) or "input" not in x else f" (got {x['input']!r:.60})"
+    more = f"; and {e.error_count() - 1} more problem(s)" if e.error_count() > 1 else ""
+    return f"field {field or root}: {x['msg']}{got}{more}"
+
+
+def results_dir(path: Path | str, *, events: bool = False) -> Path:
+    """PATH as a results directory (with events.jsonl too, if asked), or ResultsError saying
+    what it is instead."""
+    p = Path(path)
+    if not p.exists():
+        raise ResultsError(f"no such results directory: {p}")
+    if not p.is_dir():
+        raise ResultsError(f"{p} is a file, not a results directory (one made by `attrition run` or `sweep`)")
+    for name in ("records.jsonl", "events.jsonl") if events else ("records.jsonl",):
+        f = p / name
+        if not f.exists():
+            empty = not any(p.iterdir())
+            raise ResultsError(f"{p} is not a results directory" + (" (it is empty)" if empty else "")
+                               + f": it has no {name}")
+        if not f.is_file():
+            raise ResultsError(f"{f} is not a file: {p} is not a usable results directory")
+    return p
+
+
+def read_manifest(root: Path | str) -> dict:
+    """A results directory's manifest.json ({} if it has none)."""
+    p = Path(root) / "manifest.json"
+    return read_json(p) if p.exists() else {}
 
 
 def committed_ids(root: Path) -> set[str]:
     """Trial ids with a complete record line (a torn last line is not a commit, nor is a
     trial lost with its worker)."""
     return {r["trial_id"] for r in iter_jsonl(Path(root) / "records.jsonl")
-            if "trial_id" in r and not str(r.get("error") or "").startswith(LOST)}
+            if isinstance(r.get("trial_id"), str) and not str(r.get("error") or "").startswith(LOST)}
 
 
 def _repair(root: Path, keep: set[str]) -> None:
-    """Drop torn lines and duplicate records, and events of trials that never committed."""
-    rec = root / "records.jsonl"
-    if rec.exists():
+    """Drop torn lines and duplicate records, and events of trials that never committed.
+    Both logs are read whole before either is replaced: a damaged line changes nothing."""
+    ev, tmp = root / "events.jsonl", root / "events.jsonl.tmp"
+    try:
+        if ev.exists():
+            with open(tmp, "wb") as dst:
+                for _, obj, raw in numbered_lines(ev):
+                    if isinstance(obj.get("trial"), str) and obj["trial"] in keep:
+                        dst.write(raw if raw.endswith(b"\n") else raw + b"\n")
         seen, lines = set(), []
-        for line in rec.read_text(encoding="utf-8").splitlines():
-            try:
-                tid = json.loads(line)["trial_id"]
-            except (ValueError, KeyError):
-                continue
-            if tid not in keep:
-                continue  # lost with its worker: it will be run again
-            if tid not in seen:
+        for _, obj, raw in numbered_lines(root / "records.jsonl"):
+            tid = obj.get("trial_id")
+            if isinstance(tid, str) and tid in keep and tid not in seen:  # a lost trial is run again
                 seen.add(tid)
-                lines.append(line)
-        atomic_write(rec, "".join(x + "\n" for x in lines))
-    ev = root / "events.jsonl"
-    if ev.exists():
-        tmp = ev.with_suffix(".jsonl.tmp")
-        with open(ev, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
-            for line in src:
-                try:
-                    if json.loads(line).get("trial") in keep:
-                        dst.write(line if line.endswith("\n") else line + "\n")
-                except ValueError:
-                    continue
-        os.replace(tmp, ev)
+                lines.append(raw.decode("utf-8").rstrip("\r\n") + "\n")
+        if (root / "records.jsonl").exists():
+            atomic_write(root / "records.jsonl", "".join(lines))
+        if ev.exists():
+            os.replace(tmp, ev)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class ResultsStore:
     def __init__(self, root: Path, manifest: dict, resume: bool = False):
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
-            raise LookupError(f"cannot write results to {self.root}: it is a file, not a directory")
-        self.root.mkdir(parents=True, exist_ok=True)
+            raise cannot_write(self.root, "it is a file, not a directory")
         self.done = committed_ids(self.root) if resume else set()
+        old = read_manifest(self.root) if resume else {}
+        self.manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         "versions": versions(), **manifest}
+        if old:
+            self.manifest["created"] = old.get("created", self.manifest["created"])
+            resumed = old.get("resumed")
+            self.manifest["resumed"] = (resumed if isinstance(resumed, int) else 0) + 1
+        try:
+            self._open(resume)
+        except OSError as e:
+            raise cannot_write(e.filename or self.root, e) from None
+
+    def _open(self, resume: bool) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
         if resume:
             _repair(self.root, self.done)
         else:
-            for name in ("records.jsonl", "events.jsonl", "results.duckdb"):
+            for name in ("records.jsonl", "events.jsonl", "results.duckdb", "results.duckdb.tmp"):
                 (self.root / name).unlink(missing_ok=True)
-        self.manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                         "versions": versions(), **manifest}
-        if resume and (self.root / "manifest.json").exists():
-            old = json.loads((self.root / "manifest.json").read_text())
-            self.manifest["created"] = old.get("created", self.manifest["created"])
-            self.manifest["resumed"] = old.get("resumed", 0) + 1
+            for f in (self.root / SCENARIOS).glob("*.json"):
+                f.unlink()
+        self._kept = {f.stem for f in (self.root / SCENARIOS).glob("*.json")}
         atomic_write(self.root / "manifest.json", json.dumps(self.manifest, indent=2, default=str))
         self._records = open(self.root / "records.jsonl", "a", encoding="utf-8")
         self._events = open(self.root / "events.jsonl", "a", encoding="utf-8")
 
     def append(self, record: TrialRecord, events: list[dict] | str) -> None:
-        """Events first, then the record line that commits the trial."""
+        """The scenario's content (once), the events, then the record line that commits the trial."""
         if not record.error or not record.error.startswith(LOST):
             self.done.add(record.trial_id)
+        self._keep_scenario(record.spec)
         if isinstance(events, str):
             self._events.write(events)
         else:
@@ -116,6 +153,25 @@ class ResultsStore:
         self._records.write(record.model_dump_json() + "\n")
         self._records.flush()
         os.fsync(self._records.fileno())
+
+    def _keep_scenario(self, spec: dict) -> None:
+        """Store a scenario's content the first time a trial of it commits: its reference may
+        stop resolving (a relative path replayed elsewhere, a file edited or deleted since)."""
+        ref = spec.get("scenario") if isinstance(spec, dict) else None
+        d = ref.get("digest") if isinstance(ref, dict) else None
+        if not isinstance(d, str) or d in self._kept or not _DIGEST.fullmatch(d):
+            return
+        self._kept.add(d)
+        try:
+            sc, now = resolve_scenario(ref["ref"], ref.get("params"))
+        except (ScenarioError, KeyError, TypeError, ValueError):
+            return  # the trial could not load it either, and its record says so
+        if now.digest != d:
+            return  # changed since the trial ran: a wrong copy would be worse than none
+        (self.root / SCENARIOS).mkdir(exist_ok=True)
+        atomic_write(self.root / SCENARIOS / f"{d}.json", json.dumps(
+            {"ref": ref["ref"], "params": ref.get("params") or {}, "digest": d,
+             "scenario": sc.model_dump(mode="json")}, indent=1, sort_keys=True))
 
     def finish(self, summary: dict) -> None:
         self.close()
@@ -128,16 +184,46 @@ class ResultsStore:
                 f.close()
 
 
-def iter_records(root: Path) -> Iterator[TrialRecord]:
+def stored_scenario(run_dir: Path | str, digest: str) -> tuple[Scenario, Path] | None:
+    """The scenario content a results directory keeps under `digest`, and its file."""
+    path = Path(run_dir) / SCENARIOS / f"{digest}.json"
+    if not _DIGEST.fullmatch(digest) or not path.is_file():
+        return None
+    data = read_json(path)
+    sc = parse_scenario(data.get("scenario"), str(path))
+    if sc.digest() != digest:
+        raise ResultsError(f"{path} does not hold scenario {digest} (its content digest is {sc.digest()})")
+    return sc, path
+
+
+def numbered_records(root: Path | str) -> Iterator[tuple[int, TrialRecord]]:
+    """(line, record) for each trial of a results directory, first record of a trial only."""
+    path = Path(root) / "records.jsonl"
     seen = set()
-    for obj in iter_jsonl(Path(root) / "records.jsonl"):
+    for n, obj, _ in numbered_lines(path):
         try:
             r = TrialRecord.model_validate(obj)
-        except ValueError:
-            continue
+        except ValidationError as e:
+            raise ResultsError(f"{path}:{n}: not a trial record: {validation_problem(e)}") from None
         if r.trial_id not in seen:
             seen.add(r.trial_id)
-            yield r
+            yield n, r
+
+
+def iter_records(root: Path) -> Iterator[TrialRecord]:
+    for _, r in numbered_records(root):
+        yield r
+
+
+def _runs_under(roots: list[Path]) -> list[Path]:
+    """Results directories at or one level under each root, newest log first."""
+    runs = []
+    for r in map(Path, roots):
+        try:
+            runs += [p for p in ([r, *r.iterdir()] if r.is_dir() else []) if (p / "records.jsonl").is_file()]
+        except OSError as e:
+            raise ResultsError(f"cannot read {r}: {e}") from None
+    return sorted(runs, key=lambda p: (p / "records.jsonl").stat().st_mtime, reverse=True)
 
 
 def find_trial(trial_id: str, roots: list[Path]) -> tuple[TrialRecord, Path] | None:
@@ -145,15 +231,17 @@ def find_trial(trial_id: str, roots: list[Path]) -> tuple[TrialRecord, Path] | N
     a prefix two different trials share is refused)."""
     if len(trial_id) < 4:
         raise LookupError(f"a trial id prefix needs at least 4 characters, not {trial_id!r}")
-    runs = sorted((p for r in roots if Path(r).is_dir()
-                   for p in [Path(r), *Path(r).iterdir()] if (p / "records.jsonl").is_file()),
-                  key=lambda p: (p / "records.jsonl").stat().st_mtime, reverse=True)
+    needle = f'"trial_id":"{trial_id}'.encode()
     found: dict[str, tuple[TrialRecord, Path]] = {}
-    for run in runs:
-        with open(run / "records.jsonl", encoding="utf-8") as f:
-            for line in f:
-                if f'"trial_id":"{trial_id}' in line:
-                    rec = TrialRecord.model_validate_json(line)
+    for run in _runs_under(roots):
+        path = run / "records.jsonl"
+        with open(path, "rb") as f:
+            for n, line in enumerate(f, 1):
+                if needle in line:  # a scan, not a parse: logs can be long
+                    try:
+                        rec = TrialRecord.model_validate_json(line)
+                    except ValidationError as e:
+                        raise ResultsError(f"{path}:{n}: not a trial record: {validation_problem(e)}") from None
                     found.setdefault(rec.trial_id, (rec, run))
     if len(found) > 1:
         raise LookupError(f"{trial_id!r} matches {len(found)} trials ({', '.join(sorted(found)[:4])}...); "
@@ -161,19 +249,23 @@ def find_trial(trial_id: str, roots: list[Path]) -> tuple[TrialRecord, Path] | N
     return next(iter(found.values()), None)
 
 
+def _dict(x: Any) -> dict:
+    return x if isinstance(x, dict) else {}
+
+
 def flatten(r: TrialRecord) -> dict[str, Any]:
     """One flat row per trial: what SQL, Parquet and the analysis functions want."""
-    spec = r.spec
-    sc = spec.get("scenario", {})
-    tags = spec.get("tags", {}) or {}
-    faults = spec.get("faults", []) or []
+    spec = _dict(r.spec)  # a record's spec is any dict: a hand-made record need not be complete
+    sc, tags = _dict(spec.get("scenario")), _dict(spec.get("tags"))
+    faults = spec.get("faults") if isinstance(spec.get("faults"), list) else []
+    faults = [f for f in faults if isinstance(f, dict)]
+    params = json.dumps(sc.get("params", {}), sort_keys=True, default=str)
     return {
         "trial_id": r.trial_id, "scenario": r.scenario, "scenario_ref": sc.get("ref"),
-        "scenario_params": json.dumps(sc.get("params", {}), sort_keys=True),
-        "task": f"{sc.get('ref')}|{json.dumps(sc.get('params', {}), sort_keys=True)}",
+        "scenario_params": params, "task": f"{sc.get('ref')}|{params}",
         "length": r.golden_length, "agent": tags.get("agent", r.agent), "agent_ref": r.agent,
-        "agent_params": json.dumps(spec.get("agent_params", {}), sort_keys=True),
-        "profile": r.profile, "fault": tags.get("fault", "+".join(f["id"] for f in faults) or "none"),
+        "agent_params": json.dumps(spec.get("agent_params", {}), sort_keys=True, default=str),
+        "profile": r.profile, "fault": tags.get("fault", "+".join(str(f.get("id")) for f in faults) or "none"),
         "seed": r.seed, "replicate": r.replicate, "outcome": r.outcome,
         "success": r.outcome == "success", "failure_mode": r.failure_mode, "error": r.error,
         "steps": r.steps, "model_calls": r.model_calls, "tool_calls": r.tool_calls,
@@ -184,88 +276,71 @@ def flatten(r: TrialRecord) -> dict[str, Any]:
     }
 
 
-DB_VERSION = 2  # bump when the tables' layout changes: older stores are rebuilt from the log
+DB_VERSION = 3  # bump when the tables' layout changes: older stores are rebuilt from the log
 _SQL = {bool: "BOOLEAN", int: "BIGINT", float: "DOUBLE", str: "VARCHAR"}
 COLUMN_TYPES = {k: _SQL.get(type(v), "VARCHAR") for k, v in flatten(TrialRecord(
     trial_id="x", spec={}, scenario="", agent="", profile="", seed=0, replicate=0, outcome="success",
     failure_mode="", error="")).items()}
+_INSERT = f"INSERT INTO trials VALUES ({', '.join('?' for _ in COLUMN_TYPES)})"
 
 
-def build_db(root: Path) -> Path:
-    """(Re)build results.duckdb from the log: table `trials`, view `events`."""
+def build_db(root: Path, db: Path | None = None) -> Path:
+    """(Re)build the table `trials` from the log, into results.duckdb (or `db`). It never leaves
+    a broken store: if a record cannot be stored, the partial database is removed and
+    ResultsError names the record; the logs are only read."""
     import duckdb
     root = Path(root)
-    db = root / "results.duckdb"
-    tmp = root / "results.duckdb.tmp"
-    tmp.unlink(missing_ok=True)
-    # one thread and a memory cap: the store is built beside running work, not instead of it
-    con = duckdb.connect(str(tmp), config={"threads": 1, "memory_limit": "512MB"})
+    db = Path(db) if db is not None else root / "results.duckdb"
+    tmp = db.with_name(db.name + ".tmp")
     try:
-        cols = ", ".join(f'"{c}" {t}' for c, t in COLUMN_TYPES.items())
-        con.execute(f"CREATE TABLE trials ({cols})")
-        marks = ", ".join("?" for _ in COLUMN_TYPES)
-        batch: list[tuple] = []
-        for r in iter_records(root):  # in batches: memory stays flat however long the log
-            row = flatten(r)
-            batch.append(tuple(row[c] for c in COLUMN_TYPES))
-            if len(batch) == 500:
-                con.executemany(f"INSERT INTO trials VALUES ({marks})", batch)
-                batch = []
-        if batch:
-            con.executemany(f"INSERT INTO trials VALUES ({marks})", batch)
-        con.execute("CREATE TABLE meta AS SELECT ? AS version", [DB_VERSION])
-        ev = root / "events.jsonl"
-        if ev.exists() and ev.stat().st_size:
-            # a view: events stay in their log and are read only when queried
-            # (no schema inference: it would read the whole log; fields are in `json`, e.g. json->>'tool')
-            con.execute("CREATE VIEW events AS SELECT json->>'trial' AS trial, (json->>'seq')::INTEGER AS seq, "
-                        "(json->>'t')::DOUBLE AS t, json->>'event' AS event, json "
-                        f"FROM read_json_objects('{_sql_path(ev)}', format='newline_delimited')")
+        tmp.unlink(missing_ok=True)
+        # one thread and a memory cap: the store is built beside running work, not instead of it
+        con = duckdb.connect(str(tmp), config={"threads": 1, "memory_limit": "512MB"})
+        try:
+            _fill(con, root)
+        finally:
+            con.close()
+        os.replace(tmp, db)
+    except (OSError, duckdb.IOException, duckdb.PermissionException) as e:
+        raise cannot_write(db, str(e).splitlines()[0]) from None
     finally:
-        con.close()
-    os.replace(tmp, db)
+        for f in (tmp, tmp.with_name(tmp.name + ".wal")):
+            f.unlink(missing_ok=True)
     return db
 
 
-def _sql_path(p: Path) -> str:
-    return str(Path(p).resolve()).replace("'", "''")
+def _fill(con, root: Path) -> None:
+    cols = ", ".join(f'"{c}" {t}' for c, t in COLUMN_TYPES.items())
+    con.execute(f"CREATE TABLE trials ({cols})")
+    path = root / "records.jsonl"
+    batch: list[tuple[int, TrialRecord]] = []
+    for n, r in numbered_records(root):  # in batches: memory stays flat however long the log
+        batch.append((n, r))
+        if len(batch) == 500:
+            _insert(con, batch, path)
+            batch = []
+    _insert(con, batch, path)
+    con.execute("CREATE TABLE meta AS SELECT ? AS version", [DB_VERSION])
 
 
-def _open(root: Path):
-    """A read-only connection to the store, rebuilt first if the log is newer or the layout older."""
+def _insert(con, batch: list[tuple[int, TrialRecord]], path: Path) -> None:
     import duckdb
-    root = Path(root)
-    db = root / "results.duckdb"
-    fresh = db.exists() and db.stat().st_mtime >= (root / "records.jsonl").stat().st_mtime
-    if fresh:
-        con = duckdb.connect(str(db), read_only=True)
-        try:
-            fresh = con.execute("SELECT version FROM meta").fetchall() == [(DB_VERSION,)]
-        except duckdb.Error:
-            fresh = False
-        con.close()
-    if not fresh:
-        build_db(root)
-    return duckdb.connect(str(db), read_only=True)
-
-
-def query(root: Path, sql: str) -> tuple[list[str], list[tuple]]:
-    con = _open(root)
+    rows = []
+    for n, r in batch:
+        row = flatten(r)
+        for c, t in COLUMN_TYPES.items():
+            if t == "BIGINT" and isinstance(row[c], int) and not -2 ** 63 <= row[c] < 2 ** 63:
+                raise ResultsError(f"cannot store {path}:{n} (trial {r.trial_id}) in results.duckdb: field {c} = "
+                                   f"{row[c]} does not fit a 64-bit integer; the logs are intact")
+        rows.append(tuple(row[c] for c in COLUMN_TYPES))
     try:
-        cur = con.execute(sql)
-        return [d[0] for d in cur.description], cur.fetchall()
-    finally:
-        con.close()
-
-
-def export(root: Path, out: Path, fmt: str | None = None, sql: str = "SELECT * FROM trials") -> Path:
-    fmt = fmt or Path(out).suffix.lstrip(".")
-    if fmt not in ("parquet", "csv"):
-        raise ValueError(f"export format comes from the file name: .parquet or .csv, not {fmt!r}")
-    con = _open(root)
-    try:
-        opts = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER"
-        con.execute(f"COPY ({sql}) TO '{_sql_path(out)}' ({opts})")
-    finally:
-        con.close()
-    return Path(out)
+        if rows:
+            con.executemany(_INSERT, rows)
+    except duckdb.Error:
+        for (n, r), row in zip(batch, rows):  # find the one record it could not store, to name it
+            try:
+                con.execute(_INSERT, row)
+            except duckdb.Error as e:
+                raise ResultsError(f"cannot store {path}:{n} (trial {r.trial_id}) in results.duckdb: "
+                                   f"{str(e).splitlines()[0]}; the logs are intact") from None
+        raise

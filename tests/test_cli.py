@@ -180,7 +180,15 @@ def test_replay_notices_a_changed_scenario(tmp_path):
     trial = json.loads((tmp_path / "r" / "records.jsonl").read_text())["trial_id"]
     sc.write_text(sc.read_text().replace("dataset: orders", "dataset: invoices"))
     res = invoke("replay", trial, "--results", tmp_path)
-    assert res.exit_code == 2 and "has changed since trial" in res.stderr
+    # the results directory keeps the content the trial ran on: the replay runs on it and says so
+    assert res.exit_code == 0, res.output
+    assert "from the copy kept in" in res.stderr and "has changed since the trial was recorded" in res.stderr
+    assert "replay matches the stored record" in res.stderr
+    for kept in (tmp_path / "r" / "scenarios").iterdir():  # results written before copies were kept
+        kept.unlink()
+    res = invoke("replay", trial, "--results", tmp_path)
+    assert res.exit_code == 2 and "has changed since the trial was recorded" in res.stderr
+    assert "keeps no copy of it" in res.stderr
 
 
 # --- rendering lives in simulator.report: data in, text out -------------------------------

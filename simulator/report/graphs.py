@@ -7,7 +7,30 @@ from typing import Iterable
 
 import networkx as nx
 
+from ..files import ResultsError, cannot_write, check_writable
 from ..propagation import graph_json
+from ..store import STORE_FILES
+
+
+def check_targets(graphml: Path | None, trials: Path | None, results: Path | None = None) -> None:
+    """Before any tracing: each file `write_graphs` and `write_trials` would write can be
+    written, and none would overwrite another or a file of the `results` directory read."""
+    targets = []
+    if graphml is not None:
+        graphml = Path(graphml)
+        if graphml.suffix.lower() == ".json":
+            raise ResultsError(f"cannot write {graphml}: --graphml names the GraphML file, and its JSON goes "
+                               "beside it with the suffix .json; give a name like flow.graphml")
+        targets += [graphml, graphml.with_suffix(".json")]
+    if trials is not None:
+        if Path(trials) in targets:
+            raise ResultsError(f"cannot write {trials}: the graphs are written there too")
+        targets.append(Path(trials))
+    kept = {(Path(results) / f).resolve() for f in STORE_FILES} if results is not None else set()
+    for t in targets:
+        if t.resolve() in kept:
+            raise ResultsError(f"cannot write {t}: it is a file of the results directory being read")
+        check_writable(t)
 
 
 def take_graphs(res: dict) -> dict[str, nx.DiGraph]:
@@ -28,14 +51,20 @@ def write_graphs(graphs: dict[str, nx.DiGraph], path: Path) -> list[Path]:
     # which design they belong to, so one design's nodes are not merged into another's
     g = graphs["all"] if not per_design else nx.union_all(
         [nx.relabel_nodes(gr, lambda n, k=k: f"{k}/{n}") for k, gr in per_design.items()])
-    nx.write_graphml(g, path)
     as_json = path.with_suffix(".json")
-    as_json.write_text(json.dumps({k: graph_json(v) for k, v in graphs.items()}, indent=2, default=str))
+    try:
+        nx.write_graphml(g, path)
+        as_json.write_text(json.dumps({k: graph_json(v) for k, v in graphs.items()}, indent=2, default=str))
+    except OSError as e:
+        raise cannot_write(e.filename or path, e) from None
     return [path, as_json]
 
 
 def write_trials(per_trial: Iterable[dict], path: Path) -> int:
     """Write one JSON line per trial (its root causes and how far each spread); returns how many."""
     lines = [json.dumps(t, default=str) + "\n" for t in per_trial]
-    Path(path).write_text("".join(lines))
+    try:
+        Path(path).write_text("".join(lines), encoding="utf-8")
+    except OSError as e:
+        raise cannot_write(path, e) from None
     return len(lines)
