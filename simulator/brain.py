@@ -68,7 +68,8 @@ class Brain:
         self.s, self.role = session, role
         self.rng = session.stream("model", role)
         self.calls = 0
-        self.reader = HistoryReader(session.oracle)
+        # a tool called directly loses its artifact; the gateway keeps it by result text
+        self.reader = HistoryReader(session.oracle, lambda: getattr(session, "artifacts", None))
         self._schema_tokens: dict[tuple, int] = {}
         # what the faults can leave on a result, from their declarations
         self.flags = declared_flags()

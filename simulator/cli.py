@@ -110,9 +110,10 @@ def _progress(total: int):
 def _run_inputs(budget: list[str] | None, stagger: float, out_dir: Path | None) -> dict:
     """Check what `run` can check before any trial runs; return the budgets."""
     budgets = _guard(lambda: parse_params(budget))
-    bad = set(budgets) - {"max_steps", "max_tokens", "max_sim_time_s"}
+    known = ("max_model_calls", "max_tool_calls", "max_steps", "max_tokens", "max_sim_time_s")
+    bad = set(budgets) - set(known)
     if bad:
-        _fail(f"unknown budget {', '.join(sorted(bad))}; use max_steps, max_tokens, max_sim_time_s")
+        _fail(f"unknown budget {', '.join(sorted(bad))}; use {', '.join(known)}")
     if not (math.isfinite(stagger) and 0 <= stagger <= MAX_VIRTUAL_S):
         _fail(f"--stagger must be a finite number of virtual seconds from 0 to {MAX_VIRTUAL_S:.0f} (30 days), "
               f"not {stagger}")
@@ -133,7 +134,8 @@ def run(
     param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="template parameter key=value (repeatable)"),
     agent_param: Optional[List[str]] = typer.Option(None, "--agent-param", help="design parameter key=value (repeatable)"),
     profile_param: Optional[List[str]] = typer.Option(None, "--profile-param", help="override a profile parameter key=value"),
-    budget: Optional[List[str]] = typer.Option(None, "--budget", help="max_steps=N, max_tokens=N or max_sim_time_s=S"),
+    budget: Optional[List[str]] = typer.Option(None, "--budget", help="max_model_calls=N, max_tool_calls=N, max_steps=N (graph supersteps), "
+                                                "max_tokens=N or max_sim_time_s=S"),
     fault: Optional[List[str]] = typer.Option(None, "--fault", "-f", help="NAME[:key=value,...] (repeatable; "
                                               "attrition list faults), e.g. rate_limit:rate=0.3"),
     concurrency: int = typer.Option(1, "--concurrency", min=1, max=MAX_CONCURRENCY, help="sessions sharing one "

@@ -16,7 +16,8 @@ from typing import Callable, Iterable
 import simpy
 from langgraph.errors import GraphRecursionError
 
-from .design_loader import build_graph
+from .budgets import BudgetExceeded, budgets_for, check_budgets, recursion_limit
+from .driver import INTERRUPT, Driver, build, messages_in
 from .faults.errors import FaultError
 from .gateway import Gateway
 from .jobs import Job
@@ -24,60 +25,56 @@ from .judge import judge
 from .kit import Kit
 from .profiles import get_profile
 from .records import TrialRecord
+from .reviewer import AwaitingHuman, Reviewer
 from .session import Session, stream_key
 from .user import Conversation, ScriptedUser
-from .vclock import CURRENT, Clock
-
-
-class BudgetExceeded(Exception):
-    def __init__(self, which: str, detail: str):
-        self.which = which
-        super().__init__(f"{which} budget exhausted: {detail}")
-
-
-def budgets_for(job: Job) -> dict:
-    sc = job.scenario
-    return {"max_steps": sc.max_steps, "max_tokens": sc.max_tokens,
-            "max_sim_time_s": sc.budgets.max_sim_time_s, **job.spec.budgets}
-
-
-def check_budgets(s: Session, steps: int, elapsed: float, b: dict) -> None:
-    if steps > b["max_steps"]:
-        raise BudgetExceeded("steps", f"{steps} graph steps (limit {b['max_steps']})")
-    if s.tokens_in + s.tokens_out > b["max_tokens"]:
-        raise BudgetExceeded("tokens", f"{s.tokens_in + s.tokens_out} tokens (limit {b['max_tokens']})")
-    if elapsed > b["max_sim_time_s"]:
-        raise BudgetExceeded("time", f"{elapsed:.0f} s of virtual time (limit {b['max_sim_time_s']:.0f} s)")
+from .vclock import CURRENT, Clock, install
 
 
 class Run:
     """The graph of one trial, driven step by step."""
 
-    def __init__(self, env: simpy.Environment, s: Session, graph, budgets: dict, conv: Conversation):
-        self.env, self.s, self.graph, self.budgets, self.conv = env, s, graph, budgets, conv
-        self.start, self.steps = env.now, 0
-        self.checkpointed = getattr(graph, "checkpointer", None) is not None
+    def __init__(self, env: simpy.Environment, s: Session, driver: Driver, budgets: dict, conv: Conversation,
+                 reviewer: Reviewer):
+        self.env, self.s, self.driver, self.budgets, self.conv = env, s, driver, budgets, conv
+        self.reviewer = reviewer
+        self.start, self.steps, self.turns = env.now, 0, 0
 
     def turn(self, msg):
-        """Stream the graph on one user message; charge each step's latency; return its messages."""
-        config = {"configurable": {"thread_id": self.conv.thread},
-                  "recursion_limit": self.budgets["max_steps"] + 10}
-        inputs = {"messages": [msg] if self.checkpointed else list(self.conv.history)}
+        """Run the graph on one user message, through the reviews it asks for; return what it produced."""
+        self.turns += 1
+        config = self.driver.config(self.conv.thread, self.turns, recursion_limit(self.budgets))
+        payload = self.driver.inputs(msg, self.conv.history)
         produced: list = []
-        stream = self.graph.stream(inputs, config, stream_mode="updates")
+        while True:
+            interrupts = yield from self.stream(payload, config, produced)
+            if interrupts is None:
+                return produced
+            payload, waited = self.reviewer.answer(interrupts, self.driver.can_resume)
+            if waited > 0:
+                yield self.env.timeout(waited)
+            check_budgets(self.s, self.steps, self.env.now - self.start, self.budgets)
+
+    def stream(self, payload, config, produced: list):
+        """One stream, step by step: charge each step's latency, check the budgets; return the
+        interrupts it stopped at (None if it finished)."""
+        steps = self.driver.start(payload, config)
+        interrupts = None
         while True:
             token = CURRENT.set(self.s)  # library sleeps inside this step go to our clock
             try:
-                update = next(stream)
+                update = steps.next()
             except StopIteration:
-                break
+                return interrupts
             finally:
                 CURRENT.reset(token)
             self.steps += 1
             nodes = list(update) if isinstance(update, dict) else []
-            for val in (update.values() if isinstance(update, dict) else []):
-                msgs = val.get("messages", []) if isinstance(val, dict) else []
-                produced.extend(m for m in msgs if hasattr(m, "content"))
+            for node in nodes:
+                if node == INTERRUPT:
+                    interrupts = (interrupts or ()) + tuple(update[node])
+                else:
+                    produced.extend(messages_in(update[node]))
             dt = self.s.clock.take()
             self.s.trace.emit("step", n=self.steps, nodes=nodes, latency_s=round(dt, 6))
             if dt > 0:
@@ -85,9 +82,8 @@ class Run:
             try:
                 check_budgets(self.s, self.steps, self.env.now - self.start, self.budgets)
             except BudgetExceeded:
-                stream.close()
+                steps.close()
                 raise
-        return produced
 
     def converse(self, user: ScriptedUser):
         script = user.script()
@@ -117,16 +113,21 @@ def session(env: simpy.Environment, job: Job):
                  golden_length=len(sc.golden_path))
     conv = Conversation(thread=spec.id)
     user = ScriptedUser(s, conv)
-    outcome, mode, error, checks, graph, run = None, None, None, user.checks, None, None
+    outcome, mode, error, checks, graph, run, driver = None, None, None, user.checks, None, None, None
     try:
-        graph = build_graph(job.factory, Kit(s, Gateway(s).tools(), dict(spec.agent_params), job.model_factory))
-        run = Run(env, s, graph, budgets_for(job), conv)
+        graph, owned = build(job.factory, Kit(s, Gateway(s).tools(), dict(spec.agent_params), job.model_factory))
+        s.graph = graph  # the model looks up which agent of a multi-agent graph holds which tools
+        install()  # the design may have brought in library retry loops to route onto our clock
+        driver = Driver(graph, owned)
+        run = Run(env, s, driver, budgets_for(job), conv, Reviewer(s, job.reviewer))
         yield from run.converse(user)
         outcome, mode, checks = judge(s, user.answers, user.checks)
     except BudgetExceeded as e:
         outcome, mode, error = "budget", e.which, str(e)
     except GraphRecursionError as e:
-        outcome, mode, error = "budget", "steps", f"steps budget exhausted: {e}"
+        outcome, mode, error = "budget", "recursion_limit", f"recursion_limit budget exhausted: {e}"
+    except AwaitingHuman as e:
+        outcome, mode, error = "failure", "awaiting_human", str(e)
     except FaultError as e:  # an injected failure the design did not handle
         outcome, mode, error = "failure", f"unhandled_{e.code}", f"{type(e).__name__}: {e}"
     except (Exception, SystemExit, KeyboardInterrupt) as e:
@@ -138,6 +139,8 @@ def session(env: simpy.Environment, job: Job):
         s.trace.emit("trial_error", error=error, traceback=tb)
     finally:
         s.clock.take()
+        if driver is not None:
+            driver.close()
     steps = run.steps if run else 0
     s.trace.emit("trial_end", outcome=outcome, failure_mode=mode, steps=steps)
     record = TrialRecord.from_session(

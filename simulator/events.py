@@ -245,6 +245,20 @@ class Sleep(EventBase):
     by: str | None = Field(None, description="who slept, when not the design itself")
 
 
+class Review(EventBase):
+    """A human reviewer answered a graph's interrupt (or nobody did); the wait is virtual time."""
+    event: Literal["review"]
+    n: int = Field(description="1-based index of the review in the trial")
+    request: Literal["hitl_batched", "hitl_per_call", "agent_inbox", "interrupt", "breakpoint"] = Field(
+        description="the request's format: LangChain's HumanInTheLoopMiddleware (batched or per call), "
+                    "Agent Inbox, another interrupt() value, or a static breakpoint")
+    tools: list[str | None] = Field(description="the tool each action under review would call (null: none named)")
+    decisions: list[Literal["approve", "edit", "reject"]] = Field(description="the decision on each action")
+    wrong: list[bool] = Field(description="per action: whether its call matched no golden step's call")
+    latency_s: float = Field(description="virtual time the review took")
+    answered: bool | None = Field(None, description="false when nobody answered: the trial ends awaiting_human")
+
+
 class CredentialsRefreshed(EventBase):
     """The design refreshed expired credentials (ending auth_expired faults)."""
     event: Literal["credentials_refreshed"]
@@ -253,7 +267,7 @@ class CredentialsRefreshed(EventBase):
 
 MODELS = (TrialStart, Step, CheckEvent, TrialEnd, TrialError, UserTurn, ClarificationAsked, TurnEnd, UserEnd,
           ModelCall, ModelError, CorruptionAccepted, InjectionObeyed, InjectionIgnored, GoalChangeMissed,
-          ToolCall, WorldWrite, Fault, Sleep, CredentialsRefreshed)
+          ToolCall, WorldWrite, Fault, Sleep, Review, CredentialsRefreshed)
 Event = Annotated[Union[MODELS], Field(discriminator="event")]
 EVENT_KINDS: frozenset[str] = frozenset(get_args(m.model_fields["event"].annotation)[0] for m in MODELS)
 _ADAPTER: TypeAdapter = TypeAdapter(Event)

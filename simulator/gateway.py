@@ -4,13 +4,18 @@ A call runs the tool's declared effect on the session's world. Faults before the
 may delay it or raise what a real client raises (some only after the effect happened);
 faults after it may rewrite the result. The ToolMessage's artifact says what the
 faults did, which is what the simulated model's chance of noticing depends on.
+
+The tools work however a graph calls them: by a ToolNode with the model's tool call
+(sync or async), or directly with plain arguments (`tool.invoke({"order_id": ...})`, as
+LangChain's quickstart does). A direct call returns only the content, so its artifact
+is kept in `session.artifacts` under that content for the model side to find.
 """
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from contextvars import ContextVar
 
-from langchain_core.tools import InjectedToolCallId, StructuredTool
+from langchain_core.tools import StructuredTool
 from pydantic import create_model
 
 from .faults.base import Call
@@ -18,6 +23,28 @@ from .rng import lognormal
 from .world import apply_effect
 
 PY_TYPES = {"string": str, "integer": int, "number": float, "boolean": bool}
+
+# The model's tool call id, for the call running in this context. Not an injected
+# argument: LangChain refuses plain-argument calls to tools that declare one.
+_CALL_ID: ContextVar = ContextVar("attrition_tool_call_id", default=None)
+
+
+class GatewayTool(StructuredTool):
+    """A scenario tool that remembers which of the model's tool calls it is answering."""
+
+    def run(self, tool_input, *args, tool_call_id: str | None = None, **kwargs):
+        token = _CALL_ID.set(tool_call_id)
+        try:
+            return super().run(tool_input, *args, tool_call_id=tool_call_id, **kwargs)
+        finally:
+            _CALL_ID.reset(token)
+
+    async def arun(self, tool_input, *args, tool_call_id: str | None = None, **kwargs):
+        token = _CALL_ID.set(tool_call_id)
+        try:
+            return await super().arun(tool_input, *args, tool_call_id=tool_call_id, **kwargs)
+        finally:
+            _CALL_ID.reset(token)
 
 
 class Gateway:
@@ -62,7 +89,10 @@ class Gateway:
         if wrote:
             s.trace.emit("world_write", tool=name, call=index, paths=wrote)
         art = {k: v for k, v in call.artifact.items() if k != "faults"}
-        return content, {"call": index, "ok": call.ok, **art, **({"faults": faults} if faults else {})}
+        artifact = {"call": index, "ok": call.ok, **art, **({"faults": faults} if faults else {})}
+        if tool_call_id is None:  # called directly: only the content reaches the graph
+            s.artifacts[content] = artifact
+        return content, artifact
 
     def _fail(self, call: Call, index: int, start: float, faults: list[str], wrote: list[str] = ()):
         s = self.s
@@ -83,8 +113,6 @@ class Gateway:
             if spec.effect.writes:
                 # like payment APIs: a retry that repeats the key is not applied twice
                 fields["idempotency_key"] = (str | None, None)
-            # injected by LangChain, hidden from the model: ties each call to the model's request
-            fields["tool_call_id"] = (Annotated[str | None, InjectedToolCallId], None)
             schema = create_model(f"{name}_args", **fields)
             for a, s in spec.args.items():
                 schema.model_fields[a].description = s.description or None
@@ -93,10 +121,14 @@ class Gateway:
                     "optional; a retry with the same key returns the first result instead of writing again")
             schema.model_rebuild(force=True)
 
-            def run(_name=name, idempotency_key: str | None = None, tool_call_id: str | None = None, **kwargs):
-                return self.call(_name, kwargs, idempotency_key, tool_call_id)
+            def run(_name=name, idempotency_key: str | None = None, **kwargs):
+                return self.call(_name, kwargs, idempotency_key, _CALL_ID.get())
 
-            tools.append(StructuredTool.from_function(
-                func=run, name=name, description=spec.description, args_schema=schema,
+            async def arun(_run=run, **kwargs):
+                # the effect is computation on the trial's world and clock: nothing to await
+                return _run(**kwargs)
+
+            tools.append(GatewayTool.from_function(
+                func=run, coroutine=arun, name=name, description=spec.description, args_schema=schema,
                 response_format="content_and_artifact"))
         return tools

@@ -122,10 +122,18 @@ class Success(Strict):
     answer_must_contain: list[Any] = Field(default_factory=list)
 
 
+LATE_BUDGETS = ("max_model_calls", "max_tool_calls")
+
+
 class Budgets(Strict):
     # A million graph steps is hours of wall time; beyond it a budget is a typo, not a limit.
     max_steps: int | None = Field(None, gt=0, le=1_000_000,
-                                  description="graph steps, 1 to 1,000,000; default 6 x golden length + 40")
+                                  description="graph supersteps, 1 to 1,000,000; default: no limit (model and "
+                                              "tool calls are the budgets that compare across graph shapes)")
+    max_model_calls: int | None = Field(None, gt=0, le=1_000_000,
+                                        description="model calls, 1 to 1,000,000; default 8 x golden length + 40")
+    max_tool_calls: int | None = Field(None, gt=0, le=1_000_000,
+                                       description="tool calls, 1 to 1,000,000; default 6 x golden length + 40")
     max_tokens: int | None = Field(None, gt=0, le=10**11,
                                    description="input + output tokens, 1 to 10**11; default 25,000 x max_steps")
     max_sim_time_s: float = Field(7 * 24 * 3600.0, gt=0, le=MAX_VIRTUAL_S,
@@ -163,7 +171,11 @@ class Scenario(Strict):
         return self.budgets.max_tokens or 25_000 * self.max_steps
 
     def digest(self) -> str:
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        for late in LATE_BUDGETS:  # fields added later enter the digest only when set, so
+            if data["budgets"].get(late) is None:  # the trials of existing scenarios keep their ids
+                data["budgets"].pop(late, None)
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -42,6 +42,11 @@ class Session:
     faults: tuple = ()
     shared: dict = field(default_factory=dict)  # state shared by every session of one environment
     turn: int = 0
+    graph: Any = None  # the compiled agent graph, once built
+    # content -> artifact of tool calls made without a tool call id (the graph called the
+    # tool itself and kept only the content); the model side recovers the fault flags here
+    artifacts: dict = field(default_factory=dict)
+    user_ids: set = field(default_factory=set)  # ids of the messages the scripted user sent
 
     def __post_init__(self):
         self.scenario_key = self.scenario_key or self.scenario.name

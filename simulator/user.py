@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Generator, Union
 
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage
+from langgraph.graph.message import REMOVE_ALL_MESSAGES, add_messages
 
 from .judge import fact_in
 from .oracle import ANN
@@ -26,6 +27,30 @@ class Conversation:
     (a new one once memory was lost, so a checkpointed graph loses its state too)."""
     thread: str
     history: list = field(default_factory=list)
+
+    def merge(self, produced: list) -> list:
+        """Take in what a turn produced, by message id, as the graph's own message reducer
+        does: a message already held is replaced, not repeated (an entrypoint that returns
+        the whole history, a subgraph's full state, a middleware rewriting the model's
+        message), and removals apply. Returns the turn's new messages, in order."""
+        held = {m.id for m in self.history}
+        produced = [m for m in produced if not isinstance(m, RemoveMessage)
+                    or m.id in held or m.id == REMOVE_ALL_MESSAGES]  # what it never gave us is gone already
+        if not produced:
+            return []
+        self.history = add_messages(self.history, produced)
+        new, seen = [], set()
+        for m in produced:
+            if not isinstance(m, RemoveMessage) and m.id not in held and m.id not in seen:
+                seen.add(m.id)
+                new.append(m)
+        return new
+
+
+def user_turn(message, session) -> bool:
+    """Whether a message is one the scripted user sent. A HumanMessage a graph wrote itself
+    (a critic's feedback, a planner's task, a summary) is not a turn of the user's."""
+    return isinstance(message, HumanMessage) and message.id in session.user_ids
 
 
 Action = Union[float, HumanMessage]  # seconds to wait, or a message to send
@@ -103,10 +128,10 @@ class ScriptedUser:
                 extra = fault_ann
             msg = HumanMessage(text, id=f"turn-{k}-{attempt}-{clarified}",
                                additional_kwargs={ANN: {"turn": k, **extra}})
+            s.user_ids.add(msg.id)
             self.conv.history.append(msg)
             s.trace.emit("user_turn", turn=k, attempt=attempt, text=text, clarifying=bool(clarified) or None)
-            produced = yield msg
-            self.conv.history.extend(produced)
+            produced = self.conv.merge((yield msg))
             reply = final_reply(produced)
             answer = reply.content if reply else ""
             if unclear and not clarified and reply is not None and asks(reply):

@@ -1,15 +1,25 @@
 """Virtual time: the per-trial clock, and library code that sleeps or jitters for real
 routed onto it.
 
-LangGraph's RetryPolicy calls `time.sleep` and `random.uniform` inside
-`langgraph.pregel._retry` (checked against the pinned langgraph range). While a
-trial's graph step runs, the engine sets CURRENT to its session; the shims below
-then charge the wait to the virtual clock and draw the jitter from the session's
-seeded stream. Outside a trial they behave exactly like the real modules.
+While a trial's graph step runs, the engine sets CURRENT to its session (asyncio tasks
+and LangChain's executor threads copy it); the shims below then charge the wait to the
+virtual clock, record a `sleep` event naming who slept, and draw the jitter from the
+session's seeded stream. Outside a trial they behave exactly like the real modules.
+Checked against the installed versions, each patch replaces only a module global:
+
+  langgraph.pregel._retry        RetryPolicy: `time.sleep` (sync), `asyncio.sleep` in
+                                 `arun_with_retry` only (the same module's timeout
+                                 watchdogs keep real sleeps), `random.uniform` jitter
+  langchain.agents.middleware    ModelRetryMiddleware / ToolRetryMiddleware: `time.sleep`
+                                 and `asyncio.sleep` in model_retry / tool_retry, jitter
+                                 from `random.uniform` in _retry.calculate_delay
 """
 from __future__ import annotations
 
+import asyncio as _asyncio
+import importlib
 import random as _random
+import sys
 import time as _time
 from contextvars import ContextVar
 
@@ -40,17 +50,44 @@ class Clock:
         return dt
 
 
+def _charge(s, seconds: float, by: str) -> None:
+    s.trace.emit("sleep", seconds=round(float(seconds), 6), by=by)
+    s.clock.charge(float(seconds))
+
+
 class _VirtualTime:
+    """A module's `time`, whose sleep waits on the trial's virtual clock."""
+
+    def __init__(self, by: str):
+        self.by = by
+
     def __getattr__(self, name):
         return getattr(_time, name)
 
-    @staticmethod
-    def sleep(seconds: float) -> None:
+    def sleep(self, seconds: float) -> None:
         s = CURRENT.get()
         if s is None:
             return _time.sleep(seconds)
-        s.trace.emit("sleep", seconds=round(float(seconds), 6), by="langgraph.RetryPolicy")
-        s.clock.charge(float(seconds))
+        _charge(s, seconds, self.by)
+
+
+class _VirtualAsyncio:
+    """A module's `asyncio`, whose sleep in the named functions waits on the virtual clock."""
+
+    def __init__(self, by: str, callers: frozenset | None = None):
+        self.by, self.callers = by, callers
+
+    def __getattr__(self, name):
+        return getattr(_asyncio, name)
+
+    def sleep(self, seconds: float, result=None):
+        s = CURRENT.get()
+        # the caller's name tells a retry back-off (virtual) from a timeout watchdog in the
+        # same module, which must keep racing on the wall clock
+        if s is None or (self.callers is not None and sys._getframe(1).f_code.co_name not in self.callers):
+            return _asyncio.sleep(seconds, result)
+        _charge(s, seconds, self.by)
+        return _asyncio.sleep(0, result)
 
 
 class _SessionRandom:
@@ -61,17 +98,44 @@ class _SessionRandom:
         return getattr(s.library_rng, name)
 
 
-def install() -> bool:
-    """Patch LangGraph's retry loop; returns False if its layout is not the expected one."""
-    try:
-        from langgraph.pregel import _retry
-    except ImportError:
+def _patch(module: str, by: str, *, time=True, asyncio=True, random=False, callers=None) -> bool:
+    """Route one module's sleeps (and jitter) onto the virtual clock; False if the module is
+    not loaded or its globals are not the ones this was written against."""
+    mod = sys.modules.get(module)
+    if mod is None:
         return False
-    if getattr(_retry, "time", None) is not _time and not isinstance(getattr(_retry, "time", None), _VirtualTime):
-        return False
-    _retry.time = _VirtualTime()
-    _retry.random = _SessionRandom()
+    wanted = {"time": (time, _time, _VirtualTime), "asyncio": (asyncio, _asyncio, _VirtualAsyncio),
+              "random": (random, _random, _SessionRandom)}
+    for name, (on, real, shim) in wanted.items():
+        if on and not (getattr(mod, name, None) is real or isinstance(getattr(mod, name, None), shim)):
+            return False
+    if all(isinstance(getattr(mod, n), shim) for n, (on, _, shim) in wanted.items() if on):
+        return True
+    if time:
+        mod.time = _VirtualTime(by)
+    if asyncio:
+        mod.asyncio = _VirtualAsyncio(by, callers)
+    if random:
+        mod.random = _SessionRandom()
     return True
+
+
+def install() -> dict[str, bool]:
+    """Patch every library retry loop this knows that is loaded; says which ones it patched.
+    Importing LangChain's middleware just to patch it would slow every start, so the
+    engine calls this again once a design is built (a design that uses the middleware
+    has imported it by then); patching twice is harmless."""
+    importlib.import_module("langgraph.pregel._retry")
+    return {
+        "langgraph.RetryPolicy": _patch("langgraph.pregel._retry", "langgraph.RetryPolicy", random=True,
+                                        callers=frozenset({"arun_with_retry"})),
+        "langchain.ModelRetryMiddleware": _patch("langchain.agents.middleware.model_retry",
+                                                 "langchain.ModelRetryMiddleware"),
+        "langchain.ToolRetryMiddleware": _patch("langchain.agents.middleware.tool_retry",
+                                                "langchain.ToolRetryMiddleware"),
+        "langchain.retry_jitter": _patch("langchain.agents.middleware._retry", "langchain.retry_jitter",
+                                         time=False, asyncio=False, random=True),
+    }
 
 
 install()

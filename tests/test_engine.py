@@ -76,8 +76,11 @@ def test_failure_records_its_mode():
 def test_step_budget_stops_a_graph_that_loops_forever():
     (rec, events), = run(agent=f"{FIXTURES / 'bad_designs.py'}:loops_forever")
     assert rec.outcome == "budget"
-    assert rec.failure_mode == "steps"
-    assert rec.steps == 89  # 6 x 8 golden steps + 40 are allowed; the next one ends it
+    # no superstep budget by default: the backstop recursion limit, 5 x (8 x 8 + 40) + 50
+    assert rec.failure_mode == "recursion_limit" and rec.steps == 570
+    (rec, events), = run(agent=f"{FIXTURES / 'bad_designs.py'}:loops_forever", budgets={"max_steps": 89})
+    assert rec.outcome == "budget" and rec.failure_mode == "steps"
+    assert rec.steps == 90  # 89 are allowed; the next one ends it
 
 
 def test_token_and_time_budgets():

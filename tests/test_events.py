@@ -18,7 +18,7 @@ from conftest import FIXTURES, ROOT, run
 
 NEEDS_PARAMS = {"outage": "outage:windows=0-100000", "context_overflow": "context_overflow:window=1000",
                 "memory_loss": "memory_loss:at_turn=1"}
-DESIGNS = ["react", "react-retry", "circuit-breaker", "plan-execute-verify", "react-memory"]
+DESIGNS = ["react", "react-retry", "circuit-breaker", "plan-execute-verify", "react-memory", "human-approval"]
 MIX = ["silent_wrong:rate=0.2", "stale:rate=0.1", "timeout:rate=0.1", "prompt_injection:rate=0.3",
        "ambiguous", "goal_change", "auth_expired:rate=0.05"]
 
