@@ -144,6 +144,8 @@ def run(
     stagger: float = typer.Option(0.0, "--stagger", help="virtual seconds between session arrivals within a "
                                   f"shared environment, 0 to {MAX_VIRTUAL_S:.0f} (30 days)"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="results directory (default results/<run-id>)"),
+    trial_timeout: float = typer.Option(600.0, "--trial-timeout", min=0, help="wall-clock seconds one trial may "
+                                        "take before its worker is stopped and it is recorded as an error; 0: no limit"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a table"),
 ) -> None:
     """Run an agent design through a scenario N times and report its success rate."""
@@ -156,7 +158,7 @@ def run(
             scenario, parse_params(param), agent, trials=trials, seed=seed, profile=profile,
             agent_params=parse_params(agent_param), profile_params=parse_params(profile_param),
             budgets=budgets, faults=fault, concurrency=concurrency, stagger_s=stagger, out=out_dir,
-            progress=tick))
+            progress=tick, trial_timeout_s=trial_timeout or None))
     except KeyboardInterrupt:
         _fail("interrupted; the trials that finished are in the results directory", 130)
     finally:
@@ -195,6 +197,8 @@ def sweep(
     resume: bool = typer.Option(False, "--resume", help="finish an interrupted sweep (the newest for this "
                                 "sweep file, or --out DIR) without repeating or losing trials"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="results directory (default results/<name>-<time>)"),
+    trial_timeout: float = typer.Option(600.0, "--trial-timeout", min=0, help="wall-clock seconds one trial may "
+                                        "take before its worker is stopped and it is recorded as an error; 0: no limit"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: summary and analysis"),
 ) -> None:
     """Run a sweep: every cell of the grid, on one core, all cores or a Dask cluster."""
@@ -219,7 +223,7 @@ def sweep(
     try:
         summary, run_dir = _guard(lambda: run_sweep(
             sweep_file, executor=executor, workers=workers, scheduler=scheduler, resume=resume,
-            out=out_dir, progress=tick, on_start=on_start))
+            out=out_dir, progress=tick, on_start=on_start, trial_timeout_s=trial_timeout or None))
     except KeyboardInterrupt:
         _fail("interrupted; finished trials are saved: run again with --resume to finish", 130)
     finally:

@@ -10,6 +10,7 @@ import hashlib
 import importlib
 import importlib.util
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -27,6 +28,8 @@ class DesignError(Exception):
 def _load_file(path: Path, attr: str) -> Callable:
     if not path.is_file():
         raise DesignError(f"agent file not found: {path}")
+    if path.suffix != ".py":
+        raise DesignError(f"{path} is not a Python file: an agent file is path/to/file.py:function")
     modname = "attrition_design_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
     if modname in sys.modules:
         mod = sys.modules[modname]
@@ -36,7 +39,7 @@ def _load_file(path: Path, attr: str) -> Callable:
         sys.modules[modname] = mod
         try:
             spec.loader.exec_module(mod)
-        except Exception as e:  # the user's file: report, do not crash
+        except (Exception, SystemExit) as e:  # the user's file (even one calling sys.exit): report, do not exit
             del sys.modules[modname]
             raise DesignError(f"agent file {path} failed to import: {_describe(e, path)}") from None
     return _attr(mod, attr, str(path))
@@ -73,13 +76,15 @@ def load_factory(ref: str) -> Callable:
         ref = entry.obj
     target, _, attr = ref.partition(":")
     attr = attr or "build"
-    if target.endswith(".py") or "/" in target or Path(target).suffix == ".py":
+    if target.endswith(".py") or "/" in target or os.sep in target or Path(target).is_file():
         return _load_file(Path(target), attr)
     if not target.replace(".", "").replace("_", "").isalnum():
         raise DesignError(f"agent reference {ref!r} is not a design name, a file.py:function "
                           f"or a package.module:function")
     try:
         mod = importlib.import_module(target)
+    except SystemExit as e:
+        raise DesignError(f"module {target!r} failed to import: {_describe(e)}") from None
     except ModuleNotFoundError as e:
         if e.name and target.startswith(e.name):
             known = ", ".join(names("design")) or "none"

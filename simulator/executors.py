@@ -1,22 +1,29 @@
-"""Where trials run: in this process, in a local process pool, or on a Dask cluster.
+"""Where trials run: worker processes on this machine (one, or one per core), or a Dask cluster.
 
-Every executor runs the same function on the same chunks of specs, and a trial's
-record depends only on its spec, so all three give identical records. Results are
-yielded as chunks finish, as (record, events as JSON lines); at most a few chunks per
-worker are in flight, so the driver holds neither all specs' results nor any events
-beyond the current chunk.
+User code (the agent graph and its factory) never runs in the driver, nor in a Dask worker:
+every executor runs each environment group in a worker process (workers.py) that a crash or
+a hang of that group takes down alone. The group becomes `error` trials naming the cause
+(recorded, so --resume does not run them again), and every other trial is recorded exactly
+as it would have been. Only the Python API's `model_factory`, which cannot be sent to another
+process, runs trials in this process (the serial executor with a `maker`), without that shield.
 
-An executor is a function `(chunks, *, workers, scheduler, concurrency)` yielding
-(record, events) pairs, registered with `@register("executor", NAME)`.
+Every executor runs the same function on the same groups of specs, and a trial's record
+depends only on its spec, so all give identical records. Results are yielded as groups
+finish, as (record, events as JSON lines); the driver holds neither all specs' results nor
+any events beyond the groups in flight.
+
+An executor is a function `(chunks, *, workers, scheduler, concurrency, stagger_s,
+trial_timeout_s)` yielding (record, events) pairs, registered with `@register("executor",
+NAME)`; one may carry a `check(scheduler)` attribute, called before anything is written.
 """
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
-import multiprocessing as mp
 import os
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Iterable, Iterator
+import socket
+from typing import Callable, Iterable, Iterator
 
 from .engine import run_jobs
 from .jobs import JobMaker
@@ -24,13 +31,14 @@ from .records import TrialRecord
 from .registry import UnknownName, lookup, names, register
 from .spec import TrialSpec
 from .store import LOST
+from .workers import DEFAULT_TRIAL_TIMEOUT_S, Pool, as_pairs, error_record, run_isolated, split_groups
 
-_MAKER = None  # per worker process: resolved scenarios and factories, reused across chunks
+_MAKER = None  # per worker process: resolved scenarios and factories, reused across groups
 
 
 def run_chunk(specs: list[dict], concurrency: int = 1, stagger_s: float = 0.0,
               maker: JobMaker | None = None) -> list[tuple[str, str]]:
-    """Worker side: run specs (as dicts, so any executor can ship them) and return
+    """Worker side: run specs (as dicts, so any process can be sent them) and return
     (record JSON, events JSON lines) pairs, serialised here so the driver only writes
     them. Never raises for a trial: errors become records."""
     global _MAKER
@@ -55,12 +63,6 @@ def dumps(events: list[dict]) -> str:
     return "".join(json.dumps(e, default=str) + "\n" for e in events)
 
 
-def error_record(spec: TrialSpec, message: str) -> TrialRecord:
-    return TrialRecord(trial_id=spec.id, spec=spec.model_dump(mode="json"), scenario=spec.scenario.ref,
-                       agent=spec.agent, profile=spec.profile, seed=spec.seed, replicate=spec.replicate,
-                       outcome="error", error=message)
-
-
 def chunks(specs: Iterable[TrialSpec], concurrency: int, per: int) -> Iterator[list[TrialSpec]]:
     """Chunks of `per` groups; a group of `concurrency` specs shares an environment, so it is
     never split. Lazy: specs are drawn from the iterable only as chunks are needed."""
@@ -76,25 +78,41 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-def execute(specs: Iterable[TrialSpec], *, executor: str = "process", workers: int | None = None,
-            scheduler: str | None = None, concurrency: int = 1, stagger_s: float = 0.0,
-            chunk_groups: int = 4, **options) -> Iterator[tuple[TrialRecord, list[dict] | str]]:
-    """Run specs on the named executor; `options` go to it (the serial executor takes a
-    `maker`, a JobMaker with a caller's model factory)."""
+def _named(executor: str) -> Callable:
     try:
-        run = lookup("executor", executor).obj
+        return lookup("executor", executor).obj
     except UnknownName:
         raise ValueError(f"unknown executor {executor!r}; choose from {', '.join(names('executor'))}") from None
+
+
+def check_executor(executor: str, scheduler: str | None = None) -> None:
+    """Fail before anything is written: an unknown executor, or one that cannot start (such as
+    a Dask scheduler out of reach)."""
+    check = getattr(_named(executor), "check", None)
+    if check is not None:
+        check(scheduler)
+
+
+def check_timeout(trial_timeout_s: float | None) -> None:
+    if trial_timeout_s is not None and not trial_timeout_s > 0:
+        raise ValueError(f"the trial wall-time limit must be a positive number of seconds, "
+                         f"not {trial_timeout_s!r} (None: no limit)")
+
+
+def execute(specs: Iterable[TrialSpec], *, executor: str = "process", workers: int | None = None,
+            scheduler: str | None = None, concurrency: int = 1, stagger_s: float = 0.0,
+            trial_timeout_s: float | None = DEFAULT_TRIAL_TIMEOUT_S, chunk_groups: int = 4,
+            **options) -> Iterator[tuple[TrialRecord, list[dict] | str]]:
+    """Run specs on the named executor; `options` go to it (the serial executor takes a
+    `maker`, a JobMaker with a caller's model factory). `trial_timeout_s` (None: none) limits
+    each trial's wall time, enforced from outside the trial by killing its worker process."""
+    run = _named(executor)
+    check_timeout(trial_timeout_s)
+    params = inspect.signature(run).parameters.values()
+    if any(p.name == "trial_timeout_s" or p.kind is p.VAR_KEYWORD for p in params):
+        options["trial_timeout_s"] = trial_timeout_s  # executors written before the limit existed lack it
     yield from run(chunks(specs, concurrency, chunk_groups), workers=workers or default_workers(),
                    scheduler=scheduler, concurrency=concurrency, stagger_s=stagger_s, **options)
-
-
-@register("executor", "serial")
-def serial(chunks, *, workers: int, scheduler: str | None, concurrency: int, stagger_s: float = 0.0,
-           maker: JobMaker | None = None):
-    """In this process, one trial after another."""
-    for c in chunks:
-        yield from _parse(run_chunk([s.model_dump(mode="json") for s in c], concurrency, stagger_s, maker))
 
 
 def _parse(pairs):
@@ -102,93 +120,99 @@ def _parse(pairs):
         yield TrialRecord.model_validate_json(rec), ev
 
 
-@register("executor", "process")
-def process(chunks, *, workers: int, scheduler: str | None, concurrency: int, stagger_s: float = 0.0):
-    """A local process pool, one worker per core by default."""
-    # forkserver: workers start clean, without copies of the driver's threads; the server
-    # imports the engine once, so each worker starts without re-importing LangGraph
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["simulator.engine", "simulator.jobs", "simulator.executors"])
-    else:
-        ctx = mp.get_context("spawn")
-    # When a worker dies, every chunk in flight is suspect: they are split into their
-    # environment groups and run again one at a time, so only a group that kills a
-    # worker on its own is recorded as lost (and run again by --resume).
-    def groups(c):
-        return [c[i:i + concurrency] for i in range(0, len(c), concurrency)]
+def _in_workers(chunks, workers: int, concurrency: int, stagger_s: float, trial_timeout_s: float | None):
+    groups = (g for c in chunks for g in split_groups(c, concurrency))
+    with Pool(workers) as pool:
+        for group, pairs, failure in pool.run(groups, concurrency, stagger_s, trial_timeout_s):
+            yield from _parse(as_pairs(group, pairs, failure))
 
-    suspects: list = []
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-    inflight: dict = {}  # future -> (chunk, run alone as a suspect?)
+
+@register("executor", "serial")
+def serial(chunks, *, workers: int, scheduler: str | None, concurrency: int, stagger_s: float = 0.0,
+           trial_timeout_s: float | None = DEFAULT_TRIAL_TIMEOUT_S, maker: JobMaker | None = None):
+    """One worker process, one trial after another (with a caller's `maker`: in this process)."""
+    if maker is None:
+        yield from _in_workers(chunks, 1, concurrency, stagger_s, trial_timeout_s)
+        return
+    for c in chunks:
+        yield from _parse(run_chunk([s.model_dump(mode="json") for s in c], concurrency, stagger_s, maker))
+
+
+@register("executor", "process")
+def process(chunks, *, workers: int, scheduler: str | None, concurrency: int, stagger_s: float = 0.0,
+            trial_timeout_s: float | None = DEFAULT_TRIAL_TIMEOUT_S):
+    """Worker processes on this machine, one per core by default."""
+    yield from _in_workers(chunks, workers, concurrency, stagger_s, trial_timeout_s)
+
+
+def reach_scheduler(scheduler: str | None, timeout_s: float = 5.0):
+    """A Dask client on `scheduler`, or a ValueError saying why it cannot be reached (quickly:
+    a refused or unanswered TCP connection fails in seconds, not after distributed's retries)."""
+    if not scheduler:
+        return None
     try:
-        while True:
-            while len(inflight) < (1 if suspects else 2 * workers):
-                alone = bool(suspects)
-                c = suspects.pop(0) if alone else next(chunks, None)
-                if c is None:
-                    break
-                inflight[pool.submit(run_chunk, [s.model_dump(mode="json") for s in c], concurrency,
-                                     stagger_s)] = (c, alone)
-            if not inflight:
-                break
-            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-            broken = False
-            for fut in done:
-                c, alone = inflight.pop(fut)
-                try:
-                    yield from _parse(fut.result())
-                except Exception as e:  # the worker died (killed, out of memory, os._exit)
-                    broken = True
-                    if alone:
-                        for s in c:
-                            yield error_record(s, f"{LOST}: {type(e).__name__}: {e}"), ""
-                    else:
-                        suspects.extend(groups(c))
-            if broken:
-                for c, _ in inflight.values():
-                    suspects.extend(groups(c))
-                inflight.clear()
-                pool.shutdown(wait=False, cancel_futures=True)
-                pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        from distributed import Client
+        from distributed.comm import parse_address, parse_host_port
+    except ImportError:
+        raise ValueError("the dask executor needs dask[distributed]: pip install 'attrition[dask]'") from None
+    try:
+        scheme, where = parse_address(scheduler)
+        if scheme in ("tcp", "tls"):
+            socket.create_connection(parse_host_port(where), timeout=timeout_s).close()
+        return Client(scheduler, timeout=f"{timeout_s}s")
+    except Exception as e:  # refused, timed out, or something that is not a Dask scheduler answered
+        raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {type(e).__name__}: {e}") from None
+
+
+def _check_scheduler(scheduler: str | None) -> None:
+    client = reach_scheduler(scheduler)
+    if client is not None:
+        client.close()
 
 
 @register("executor", "dask")
-def dask(chunks, *, workers: int, scheduler: str | None, concurrency: int, stagger_s: float = 0.0):
-    """A Dask cluster: a local one, or the scheduler at --scheduler."""
+def dask(chunks, *, workers: int, scheduler: str | None, concurrency: int, stagger_s: float = 0.0,
+         trial_timeout_s: float | None = DEFAULT_TRIAL_TIMEOUT_S):
+    """A Dask cluster: a local one, or the scheduler at --scheduler. Each Dask worker runs
+    its trials in worker processes of its own."""
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise ValueError("the dask executor needs dask[distributed]: pip install 'attrition[dask]'") from None
     cluster = None
-    if scheduler:
-        client = Client(scheduler, timeout="20s")
-    else:
+    client = reach_scheduler(scheduler)
+    if client is None:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=40)
         client = Client(cluster)
     try:
-        futures = {}
-        ac = as_completed()
-        while len(futures) < 2 * workers and (c := next(chunks, None)) is not None:
-            f = client.submit(run_chunk, [s.model_dump(mode="json") for s in c], concurrency, stagger_s, pure=False)
+        futures, ac = {}, as_completed()
+
+        def submit() -> bool:
+            c = next(chunks, None)
+            if c is None:
+                return False
+            f = client.submit(run_isolated, [s.model_dump(mode="json") for s in c], concurrency, stagger_s,
+                              trial_timeout_s, pure=False)
             futures[f.key] = c
             ac.add(f)
+            return True
+
+        while len(futures) < 2 * workers and submit():
+            pass
         for fut in ac:
             c = futures.pop(fut.key)
             try:
                 yield from _parse(fut.result())
-            except Exception as e:
+            except Exception as e:  # the Dask worker itself was lost: not the trials' doing
                 for s in c:
                     yield error_record(s, f"{LOST}: {type(e).__name__}: {e}"), ""
             fut.release()
-            if (c := next(chunks, None)) is not None:
-                f = client.submit(run_chunk, [s.model_dump(mode="json") for s in c], concurrency, stagger_s, pure=False)
-                futures[f.key] = c
-                ac.add(f)
+            submit()
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+dask.check = _check_scheduler

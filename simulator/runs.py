@@ -12,13 +12,14 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .executors import execute
+from .executors import DEFAULT_TRIAL_TIMEOUT_S, check_executor, check_timeout, execute
 from .jobs import JobMaker, make_specs
 from .records import TrialRecord
 from .results import summarize
 from .spec import TrialSpec, digest
 from .store import ResultsStore, build_db, iter_records
 from .sweep import iter_specs, load_sweep, plan
+from .workers import warm_up
 
 Progress = Callable[[TrialRecord], None]
 
@@ -41,8 +42,12 @@ def execute_specs(specs: Iterable[TrialSpec], out: Path, manifest: dict, total: 
                   executor: str = "serial", workers: int | None = None, scheduler: str | None = None,
                   concurrency: int = 1, stagger_s: float = 0.0, resume: bool = False,
                   progress: Progress | None = None, on_start: Callable[[int, int], None] | None = None,
-                  **options) -> dict:
-    """Run what is not yet in `out`, committing each trial as it ends; return the summary."""
+                  trial_timeout_s: float | None = DEFAULT_TRIAL_TIMEOUT_S, **options) -> dict:
+    """Run what is not yet in `out`, committing each trial as it ends; return the summary.
+    A trial running longer than `trial_timeout_s` of wall time (None: no limit) is stopped
+    and recorded as an error."""
+    check_timeout(trial_timeout_s)
+    check_executor(executor, scheduler)  # before the store: a bad executor writes nothing
     store = ResultsStore(out, manifest, resume=resume)
     done = len(store.done)
     todo = unfinished_groups(specs, store.done, concurrency)
@@ -51,7 +56,8 @@ def execute_specs(specs: Iterable[TrialSpec], out: Path, manifest: dict, total: 
     ran = 0
     try:
         for rec, events in execute(todo, executor=executor, workers=workers, scheduler=scheduler,
-                                   concurrency=concurrency, stagger_s=stagger_s, **options):
+                                   concurrency=concurrency, stagger_s=stagger_s,
+                                   trial_timeout_s=trial_timeout_s, **options):
             if rec.trial_id in store.done:
                 continue  # re-run only to rebuild its shared environment; already committed
             store.append(rec, events)
@@ -78,9 +84,13 @@ def run_id(specs: list[TrialSpec]) -> str:
 def run_cell(scenario: str, params: dict | None, agent: str, *, trials: int, seed: int, profile: str = "strong",
              agent_params: dict | None = None, profile_params: dict | None = None, budgets: dict | None = None,
              faults: list | None = None, concurrency: int = 1, stagger_s: float = 0.0, out: Path | None = None,
-             progress: Progress | None = None, model_factory: Callable | None = None) -> tuple[dict, Path]:
-    """`attrition run`: `trials` replicates of one cell, in this process, into `out`
-    (default results/<run id>: the same command replaces the same directory)."""
+             progress: Progress | None = None, model_factory: Callable | None = None,
+             trial_timeout_s: float | None = DEFAULT_TRIAL_TIMEOUT_S) -> tuple[dict, Path]:
+    """`attrition run`: `trials` replicates of one cell, one after another in one worker
+    process (in this process with a `model_factory`, which cannot be sent to another), into
+    `out` (default results/<run id>: the same command replaces the same directory)."""
+    if model_factory is None:
+        warm_up()  # the worker server imports the engine while the specs are made
     specs = make_specs(scenario, params, agent, trials=trials, seed=seed, profile=profile,
                        agent_params=agent_params, profile_params=profile_params, budgets=budgets, faults=faults)
     rid = run_id(specs)
@@ -89,7 +99,7 @@ def run_cell(scenario: str, params: dict | None, agent: str, *, trials: int, see
                 "trials": trials, "spec": specs[0].model_dump(mode="json"), "trial_ids": [s.id for s in specs]}
     options = {"maker": JobMaker(model_factory)} if model_factory else {}
     summary = execute_specs(specs, out, manifest, len(specs), executor="serial", concurrency=concurrency,
-                            stagger_s=stagger_s, progress=progress, **options)
+                            stagger_s=stagger_s, progress=progress, trial_timeout_s=trial_timeout_s, **options)
     summary["spec"] = manifest["spec"]
     return summary, out
 
@@ -111,9 +121,11 @@ def sweep_dir(name: str, resume: bool) -> Path:
 
 def run_sweep(path: str | Path, *, executor: str = "process", workers: int | None = None,
               scheduler: str | None = None, resume: bool = False, out: Path | None = None,
-              progress: Progress | None = None,
-              on_start: Callable[[int, int], None] | None = None) -> tuple[dict, Path]:
+              progress: Progress | None = None, on_start: Callable[[int, int], None] | None = None,
+              trial_timeout_s: float | None = DEFAULT_TRIAL_TIMEOUT_S) -> tuple[dict, Path]:
     """Expand a sweep file, run what is not yet done, and return (summary, results dir)."""
+    if executor in ("serial", "process"):
+        warm_up()  # the worker server imports the engine while the sweep is expanded
     sweep = load_sweep(path)
     cells, merged, total = plan(sweep, str(path))
     if out is None:
@@ -130,5 +142,6 @@ def run_sweep(path: str | Path, *, executor: str = "process", workers: int | Non
                 "executor": executor}
     summary = execute_specs(iter_specs(sweep, cells, merged), Path(out), manifest, total, executor=executor,
                             workers=workers, scheduler=scheduler, concurrency=sweep.concurrency,
-                            resume=resume, progress=progress, on_start=on_start)
+                            resume=resume, progress=progress, on_start=on_start,
+                            trial_timeout_s=trial_timeout_s)
     return summary, Path(out)

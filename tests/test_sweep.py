@@ -234,10 +234,12 @@ def test_a_dying_worker_loses_only_its_own_trial(tmp_path):
                  f"agents: ['{killer}:build']\n")
     summary, out = run_sweep(f, executor="process", workers=2, out=tmp_path / "o")
     lost = [r for r in iter_records(out) if r.outcome == "error"]
-    assert [r.replicate for r in lost] == [5] and lost[0].error.startswith("worker failed")
+    assert [r.replicate for r in lost] == [5]
+    assert lost[0].error.startswith("the worker process died: exited with status 1 while running this trial")
     assert summary["trials"] == 10
+    # a trial that kills its worker does so every time: resume keeps its record instead of re-running it
     summary, _ = run_sweep(f, executor="process", workers=2, out=out, resume=True)
-    assert summary["resumed_from"] == 9 and summary["ran_now"] == 1  # the lost trial is tried again
+    assert summary["resumed_from"] == 10 and summary["ran_now"] == 0
 
 
 def test_analyze_can_leave_out_trials_whose_fault_never_fired(tmp_path):
@@ -257,34 +259,3 @@ def test_reference_problems_carry_their_line(tmp_path):
     got = {(path, line) for path, line, _ in e.value.problems}
     assert got == {("profiles[1]", 5), ("faults.bad", 10)}
 
-
-@pytest.mark.parametrize("executor", ["process", pytest.param("dask", marks=pytest.mark.slow)])
-def test_kill_9_then_resume_keeps_every_trial_exactly_once_in_worker_processes(tmp_path, executor):
-    if executor == "dask":
-        pytest.importorskip("distributed")
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "simulator.cli", "sweep", str(FIXTURES / "sweeps" / "long.yaml"),
-           "--executor", executor, "--workers", "2", "--out", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    records = out / "records.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if records.exists() and len(records.read_text().splitlines()) >= 6:
-            break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)  # the driver alone, mid-run: its workers end with it
-    proc.wait()
-    before = len(records.read_text().splitlines())
-    assert 6 <= before < 30, "the sweep should have been killed in the middle"
-    res = subprocess.run(cmd + ["--resume", "--json"], capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    summary = json.loads(res.stdout)
-    assert summary["trials"] == 30 and summary["outcomes"]["error"] == 0
-    ids = [json.loads(line)["trial_id"] for line in records.read_text().splitlines()]
-    assert len(ids) == len(set(ids)) == 30
-    starts: dict = {}
-    for line in (out / "events.jsonl").read_text().splitlines():
-        e = json.loads(line)
-        if e["event"] == "trial_start":
-            starts[e["trial"]] = starts.get(e["trial"], 0) + 1
-    assert starts == {i: 1 for i in ids}
