@@ -389,7 +389,7 @@ def test_retry_middleware_sleeps_on_the_virtual_clock_with_seeded_jitter():
 def test_default_budgets_count_calls_not_supersteps():
     job = JobMaker()(make_specs("support_refund", None, "react", trials=1, seed=0)[0])
     b = budgets_for(job)
-    assert b["max_steps"] is None and b["max_model_calls"] == 4 * 8 + 40 and b["max_tool_calls"] == 6 * 8 + 40
+    assert b["max_steps"] is None and b["max_model_calls"] == 8 * 8 + 40 and b["max_tool_calls"] == 6 * 8 + 40
     (rec, _), = run(agent=f"{FIXTURES / 'bad_designs.py'}:loops_forever")
     assert (rec.outcome, rec.failure_mode) == ("budget", "recursion_limit")
 

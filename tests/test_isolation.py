@@ -70,7 +70,7 @@ def need(executor: str) -> None:
 @pytest.mark.parametrize("executor", EXECUTORS)
 def test_crashing_trials_are_errors_with_their_cause_and_the_rest_is_untouched(tmp_path, clean, executor):
     need(executor)
-    f = sweep_file(tmp_path, ["good", "os_exit", "abort", "segfault"])
+    f = sweep_file(tmp_path, ["os_exit", "good", "abort", "segfault"])  # good trials after a crash too
     summary, out = run_sweep(f, executor=executor, workers=2, out=tmp_path / "out")
     recs = by_design(out)
     assert summary["trials"] == 8
@@ -91,7 +91,7 @@ def test_crashing_trials_are_errors_with_their_cause_and_the_rest_is_untouched(t
 @pytest.mark.parametrize("executor", HANG_EXECUTORS)
 def test_a_trial_that_never_ends_is_stopped_from_outside(tmp_path, clean, executor):
     need(executor)
-    f = sweep_file(tmp_path, ["good", "spin", "sleeps"], replicates=1)
+    f = sweep_file(tmp_path, ["spin", "good", "sleeps"], replicates=1)
     summary, out = run_sweep(f, executor=executor, workers=2, out=tmp_path / "out", trial_timeout_s=LIMIT)
     recs = by_design(out)
     assert len(recs["good"]) == 1 and set(same(recs["good"])) <= set(clean)
