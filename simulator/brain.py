@@ -316,8 +316,7 @@ class Brain:
                  known=b.known, route_score=self._route_score(remaining), verdict=not b.uncorrected,
                  err=self.rng.random() < p_err, rng=self.rng)
         value = fill(schema["parameters"], f)
-        errors = " ".join(f.errors)
-        d.mode = "wrong_tool" if "instead of" in errors else "skipped_step" if "left out" in errors else "structured"
+        d.mode = f.errors[0] if f.errors else "structured"
         args = value if isinstance(value, dict) else {"value": value}
         if schema.get("as") == "json":
             d.content = json.dumps(value, default=str)

@@ -29,7 +29,7 @@ from .records import TrialRecord, versions
 from .scenario import Scenario, ScenarioError, parse_scenario
 from .scenario_refs import resolve_scenario
 
-LOST = "worker failed"  # a trial whose worker died: recorded, but run again on --resume
+LOST = "worker failed"  # a trial lost for a reason outside it (its Dask worker was lost): run again on --resume
 SCENARIOS = "scenarios"
 STORE_FILES = ("manifest.json", "records.jsonl", "events.jsonl", "results.duckdb")
 _DIGEST = re.compile(r"[0-9a-f]{8,64}")  # a scenario digest names a file: nothing else may

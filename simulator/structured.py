@@ -38,7 +38,7 @@ class Fill:
     verdict: bool                         # whether it judges the work so far right
     err: bool = False                     # this output carries an error
     rng: Any = None
-    errors: list[str] = field(default_factory=list)  # what went wrong, for the event
+    errors: list[str] = field(default_factory=list)  # the error modes it committed, in order
 
 
 def _resolve_ref(schema: dict, root: dict) -> dict:
@@ -59,7 +59,7 @@ def _choice(options: list, f: Fill) -> Any:
         best = max(options, key=lambda o: f.route_score(str(o)))
     if f.err and len(options) > 1:
         wrong = f.rng.choice([o for o in options if o != best])
-        f.errors.append(f"chose {wrong!r} instead of {best!r}")
+        f.errors.append("wrong_tool")  # a wrong route, like calling the wrong tool
         return wrong
     return best
 
@@ -137,6 +137,6 @@ def fill(schema: dict, f: Fill, name: str = "", root: dict | None = None) -> Any
 def _plan(f: Fill) -> list[str]:
     plan = list(f.plan)
     if f.err and len(plan) > 1:
-        dropped = plan.pop(f.rng.randrange(len(plan)))
-        f.errors.append(f"left out {dropped!r}")
+        plan.pop(f.rng.randrange(len(plan)))
+        f.errors.append("skipped_step")  # a step left out of the plan
     return plan
