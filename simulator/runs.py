@@ -6,7 +6,6 @@ memory does not grow with the number of trials.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from .jobs import JobMaker, make_specs
 from .records import TrialRecord
 from .results import summarize
 from .spec import TrialSpec, digest
-from .store import ResultsStore, build_db, iter_records
+from .store import ResultsStore, build_db, iter_records, read_manifest
 from .sweep import iter_specs, load_sweep, plan
 from .workers import warm_up
 
@@ -133,7 +132,7 @@ def run_sweep(path: str | Path, *, executor: str = "process", workers: int | Non
     elif resume and not (Path(out) / "records.jsonl").exists():
         raise LookupError(f"nothing to resume in {out}: it has no records.jsonl")
     if resume and (Path(out) / "manifest.json").exists():
-        old = json.loads((Path(out) / "manifest.json").read_text()).get("sweep")
+        old = read_manifest(out).get("sweep")  # a damaged manifest is named, not a traceback
         if old is not None and old != sweep.model_dump(mode="json"):
             raise LookupError(f"{path} has changed since the sweep in {out} started; resuming would mix "
                               "two sweeps (run it without --resume, or with another --out)")
