@@ -143,6 +143,9 @@ def run(
                                     "limits and outages hit them together)"),
     stagger: float = typer.Option(0.0, "--stagger", help="virtual seconds between session arrivals within a "
                                   f"shared environment, 0 to {MAX_VIRTUAL_S:.0f} (30 days)"),
+    reviewer: Optional[str] = typer.Option(None, "--reviewer", help="the human who answers the graph's "
+                                           "interrupts: approve (default), reject, none (nobody answers), or "
+                                           "key=value,... e.g. reject_rate=0.1,catches_errors=0.9,median_s=120"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="results directory (default results/<run-id>)"),
     trial_timeout: float = typer.Option(600.0, "--trial-timeout", min=0, help="wall-clock seconds one trial may "
                                         "take before its worker is stopped and it is recorded as an error; 0: no limit"),
@@ -158,7 +161,7 @@ def run(
             scenario, parse_params(param), agent, trials=trials, seed=seed, profile=profile,
             agent_params=parse_params(agent_param), profile_params=parse_params(profile_param),
             budgets=budgets, faults=fault, concurrency=concurrency, stagger_s=stagger, out=out_dir,
-            progress=tick, trial_timeout_s=trial_timeout or None))
+            progress=tick, trial_timeout_s=trial_timeout or None, reviewer=reviewer))
     except KeyboardInterrupt:
         _fail("interrupted; the trials that finished are in the results directory", 130)
     finally:

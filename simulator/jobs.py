@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from .design_loader import check_params, load_factory
 from .faults.config import check_faults, normalize_faults
 from .profiles import get_profile
+from .reviewer import policy
 from .scenario import Budgets
 from .scenario_refs import resolve_scenario
 from .spec import TrialSpec, digest
@@ -44,18 +45,20 @@ def validate_budgets(budgets: dict) -> None:
 def make_specs(scenario: str, params: dict | None, agent: str, *, trials: int, seed: int,
                profile: str = "strong", agent_params: dict | None = None,
                profile_params: dict | None = None, budgets: dict | None = None,
-               faults: list | None = None) -> list[TrialSpec]:
+               faults: list | None = None, reviewer: str | dict | None = None) -> list[TrialSpec]:
     """Specs for `trials` replicates. Faults come from the scenario file, then `faults`
-    (dicts or `NAME:key=value,...` strings); bad ones raise FaultConfigError."""
+    (dicts or `NAME:key=value,...` strings); bad ones raise FaultConfigError. `reviewer`
+    is the human reviewer's policy (reviewer.policy); a bad one raises ValueError."""
     sc, ref = resolve_scenario(scenario, params)
     check_params(agent, load_factory(agent), agent_params or {})
     get_profile(profile, **(profile_params or {}))  # fail early on a bad profile
     validate_budgets(budgets or {})
+    review = policy(reviewer)
     fs = normalize_faults(list(sc.faults) + list(faults or []))
     check_faults(fs, sc)
     return [TrialSpec(scenario=ref, agent=agent, agent_params=agent_params or {}, profile=profile,
                       profile_params=profile_params or {}, seed=seed, replicate=r,
-                      budgets=budgets or {}, faults=fs) for r in range(trials)]
+                      budgets=budgets or {}, faults=fs, reviewer=review) for r in range(trials)]
 
 
 class JobMaker:
@@ -74,7 +77,7 @@ class JobMaker:
         sc, _ = self._scenarios[key]
         if spec.agent not in self._factories:
             self._factories[spec.agent] = load_factory(spec.agent)
-        return Job(spec, sc, self._factories[spec.agent], self.model_factory)
+        return Job(spec, sc, self._factories[spec.agent], self.model_factory, reviewer=spec.reviewer)
 
     def use_scenario(self, spec: TrialSpec, scenario: Any) -> None:
         """Run `spec` on this scenario content instead of what its reference resolves to now

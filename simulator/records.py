@@ -46,6 +46,9 @@ class TrialRecord(BaseModel):
     clarifications: int = Field(0, description="times the agent asked the user instead of guessing")
     guesses: int = Field(0, description="withheld or contradictory values the agent guessed")
     injections_obeyed: int = 0
+    reviews: int = Field(0, description="interrupts a human reviewer answered")
+    rejections: int = Field(0, description="actions the reviewer rejected (edits not counted)")
+    review_s: float = Field(0.0, description="virtual time spent waiting for reviews")
     graph_nodes: list[str] = Field(default_factory=list, description="the agent graph's nodes")
     graph_edges: list[list[str]] = Field(default_factory=list, description="its declared edges")
 
@@ -55,6 +58,7 @@ class TrialRecord(BaseModel):
                      checks: list[Check], graph) -> "TrialRecord":
         """The record of a finished trial, from its spec, its session and what the engine saw."""
         events = s.trace.events
+        reviews = [e for e in events if e["event"] == "review"]
         nodes, edges = topology(graph)
         return cls(
             trial_id=spec.id, spec=spec.model_dump(mode="json"), scenario=s.scenario.name, agent=spec.agent,
@@ -68,6 +72,9 @@ class TrialRecord(BaseModel):
             clarifications=sum(e["event"] == "clarification_asked" for e in events),
             guesses=sum(len(e.get("guessed") or ()) for e in events if e["event"] == "model_call"),
             injections_obeyed=sum(e["event"] == "injection_obeyed" for e in events),
+            reviews=sum(1 for e in reviews if e.get("answered") is not False),
+            rejections=sum(d == "reject" for e in reviews for d in e["decisions"]),
+            review_s=round(sum(e["latency_s"] for e in reviews), 6),
             graph_nodes=nodes, graph_edges=edges)
 
     def deterministic(self) -> dict:

@@ -27,6 +27,8 @@ class Summary:
         self.errors: set[str] = set()
         self.faults: dict[str, list[int]] = {}  # id -> [firings, trials hit, successes when hit]
         self.unfired = self.clar = self.guess = self.inj = 0
+        self.reviews = self.rejections = 0
+        self.review_s = 0.0
 
     def add(self, r: TrialRecord) -> None:
         self.n += 1
@@ -50,6 +52,9 @@ class Summary:
         self.clar += r.clarifications
         self.guess += r.guesses
         self.inj += r.injections_obeyed
+        self.reviews += r.reviews
+        self.rejections += r.rejections
+        self.review_s += r.review_s
 
     def result(self) -> dict:
         lo, hi = wilson(self.succ, self.n)
@@ -68,6 +73,7 @@ class Summary:
             "sim_time_s": self.sim, "wall_time_s": self.wall, "errors": sorted(self.errors)[:5],
             "faults_fired": faults, "trials_with_unfired_faults": self.unfired,
             "clarifications": self.clar, "guesses": self.guess, "injections_obeyed": self.inj,
+            "reviews": self.reviews, "rejections": self.rejections, "review_s": self.review_s,
         }
 
 

@@ -36,10 +36,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from langgraph.types import Command
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .judge import numbers_equal
 from .rng import lognormal
+from .spec import MAX_VIRTUAL_S
 
 ALL = ("approve", "edit", "reject")
 REJECTED = "The reviewer rejected this action; it was not carried out."
@@ -50,23 +51,53 @@ class AwaitingHuman(Exception):
 
 
 class Policy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     mode: Literal["review", "approve", "reject", "none"] = "review"
     reject_rate: float = Field(0.0, ge=0, le=1)
     catches_errors: float = Field(0.0, ge=0, le=1)
     edit_rate: float = Field(0.0, ge=0, le=1)
-    median_s: float = Field(60.0, ge=0)
-    p95_s: float = Field(600.0, ge=0)
-    max_reviews: int = Field(100, ge=0)
+    median_s: float = Field(60.0, ge=0, le=MAX_VIRTUAL_S)
+    p95_s: float = Field(600.0, ge=0, le=MAX_VIRTUAL_S)
+    max_reviews: int = Field(100, ge=0, le=1_000_000)
 
-    @classmethod
-    def from_text(cls, text: str) -> dict:
-        """`approve`, `reject`, `none`, or `key=value,...` (e.g. `reject_rate=0.1,catches_errors=0.9`)."""
-        text = text.strip()
+    @model_validator(mode="after")
+    def _latency(self):
+        if self.p95_s < self.median_s:
+            raise ValueError(f"p95_s ({self.p95_s}) is below median_s ({self.median_s})")
+        return self
+
+
+HELP = ("approve, reject, none (nobody answers), review, or key=value,... from mode, reject_rate, "
+        "catches_errors, edit_rate, median_s, p95_s, max_reviews (e.g. reject_rate=0.1,catches_errors=0.9)")
+
+
+def policy(value: Any) -> dict | None:
+    """A reviewer policy from a command-line text or a YAML mapping, in its canonical form
+    (defaults left out, so equal policies give equal trial ids); None stays None.
+    Raises ValueError naming the key that is wrong."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
         if "=" not in text:
-            return cls(mode=text).model_dump(exclude_defaults=True) or {"mode": "review"}
-        pairs = dict(p.split("=", 1) for p in text.split(",") if p.strip())
-        return cls.model_validate({k.strip(): v.strip() for k, v in pairs.items()}).model_dump(exclude_defaults=True)
+            value = {"mode": text}
+        else:
+            value = {}
+            for pair in (p for p in text.split(",") if p.strip()):
+                key, eq, v = pair.partition("=")
+                if not eq or not key.strip():
+                    raise ValueError(f"reviewer: {pair.strip()!r} is not key=value; use {HELP}")
+                value[key.strip()] = v.strip()
+    if not isinstance(value, dict):
+        raise ValueError(f"reviewer: expected a text or a mapping, got a {type(value).__name__}; use {HELP}")
+    try:
+        p = Policy.model_validate(value)
+    except ValidationError as e:
+        x = e.errors()[0]
+        where = ".".join(map(str, x["loc"]))
+        raise ValueError(f"reviewer{'.' + where if where else ''}: {x['msg']} (got {x.get('input')!r}); "
+                         f"use {HELP}") from None
+    return p.model_dump(exclude_defaults=True) or {"mode": "review"}
 
 
 def _allowed_in(schema: Any) -> tuple:

@@ -84,14 +84,16 @@ def run_cell(scenario: str, params: dict | None, agent: str, *, trials: int, see
              agent_params: dict | None = None, profile_params: dict | None = None, budgets: dict | None = None,
              faults: list | None = None, concurrency: int = 1, stagger_s: float = 0.0, out: Path | None = None,
              progress: Progress | None = None, model_factory: Callable | None = None,
-             trial_timeout_s: float | None = DEFAULT_TRIAL_TIMEOUT_S) -> tuple[dict, Path]:
+             trial_timeout_s: float | None = DEFAULT_TRIAL_TIMEOUT_S,
+             reviewer: str | dict | None = None) -> tuple[dict, Path]:
     """`attrition run`: `trials` replicates of one cell, one after another in one worker
     process (in this process with a `model_factory`, which cannot be sent to another), into
     `out` (default results/<run id>: the same command replaces the same directory)."""
     if model_factory is None:
         warm_up()  # the worker server imports the engine while the specs are made
     specs = make_specs(scenario, params, agent, trials=trials, seed=seed, profile=profile,
-                       agent_params=agent_params, profile_params=profile_params, budgets=budgets, faults=faults)
+                       agent_params=agent_params, profile_params=profile_params, budgets=budgets, faults=faults,
+                       reviewer=reviewer)
     rid = run_id(specs)
     out = Path(out) if out is not None else Path("results") / rid
     manifest = {"run_id": rid, "command": "run", "argv": sys.argv[1:], "seed": seed, "concurrency": concurrency,

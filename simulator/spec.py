@@ -7,7 +7,7 @@ import json
 import math
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 # results.duckdb stores seeds and replicates as BIGINT (signed 64-bit)
 MAX_SEED = 2**63 - 1
@@ -70,12 +70,23 @@ class TrialSpec(BaseModel):
     replicate: int = Field(0, ge=0, le=MAX_SEED)
     budgets: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict, description="labels of the sweep cell (fault setting, agent)")
+    reviewer: dict[str, Any] | None = Field(None, description="the human reviewer's policy (reviewer.Policy); "
+                                            "None: one who approves everything")
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # a field added after ids were first published enters the canonical form only when
+        # set, so every trial that does not use it keeps its id (and its results stay resumable)
+        out = handler(self)
+        if self.reviewer is None:
+            out.pop("reviewer", None)
+        return out
 
     @model_validator(mode="after")
     def _finite(self):
         # a record holds its spec as JSON, which has no NaN or Infinity
         bad = nonfinite({"agent_params": self.agent_params, "profile_params": self.profile_params,
-                         "budgets": self.budgets, "faults": self.faults})
+                         "budgets": self.budgets, "faults": self.faults, "reviewer": self.reviewer})
         if bad:
             raise ValueError(f"{'.'.join(map(str, bad[0]))}: not a finite number")
         return self

@@ -272,11 +272,12 @@ def flatten(r: TrialRecord) -> dict[str, Any]:
         "tokens_in": r.tokens_in, "tokens_out": r.tokens_out, "sim_time_s": r.sim_time_s,
         "wall_time_s": r.wall_time_s, "turns_completed": r.turns_completed,
         "clarifications": r.clarifications, "guesses": r.guesses, "injections_obeyed": r.injections_obeyed,
+        "reviews": r.reviews, "rejections": r.rejections, "review_s": r.review_s,
         "faults_fired": json.dumps(r.faults_fired, sort_keys=True), "fault_never_fired": bool(r.faults_not_fired),
     }
 
 
-DB_VERSION = 3  # bump when the tables' layout changes: older stores are rebuilt from the log
+DB_VERSION = 4  # bump when the tables' layout changes: older stores are rebuilt from the log
 _SQL = {bool: "BOOLEAN", int: "BIGINT", float: "DOUBLE", str: "VARCHAR"}
 COLUMN_TYPES = {k: _SQL.get(type(v), "VARCHAR") for k, v in flatten(TrialRecord(
     trial_id="x", spec={}, scenario="", agent="", profile="", seed=0, replicate=0, outcome="success",

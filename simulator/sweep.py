@@ -30,6 +30,7 @@ from .design_loader import DesignError, check_params, load_factory
 from .faults.config import FaultConfigError, check_faults, normalize_faults
 from .jobs import validate_budgets
 from .profiles import get_profile
+from .reviewer import policy
 from .scenario import ScenarioError
 from .scenario_refs import resolve_scenario
 from .spec import Seed, TrialSpec
@@ -84,6 +85,9 @@ class SweepFile(BaseModel):
     faults: dict[str, list[Any]] = Field(default_factory=lambda: {"none": []}, min_length=1,
                                          description="fault setting name -> faults")
     budgets: dict[str, Any] = Field(default_factory=dict)
+    reviewer: str | dict[str, Any] | None = Field(None, description="the human reviewer who answers the graph's "
+                                                  "interrupts: approve | reject | none | review, or a mapping of "
+                                                  "reviewer.Policy keys (reject_rate, catches_errors, ...)")
     concurrency: int = Field(1, ge=1, le=MAX_CONCURRENCY, description="sessions sharing one virtual environment, "
                              f"1 to {MAX_CONCURRENCY:,}")
     _lines: dict = PrivateAttr(default_factory=dict)  # field path -> line, for plan()'s problems
@@ -142,6 +146,11 @@ def _check_names(sweep: SweepFile) -> list[tuple[tuple, str]]:
         validate_budgets(sweep.budgets)
     except ValueError as e:
         problems.append((("budgets",), str(e)))
+    try:
+        policy(sweep.reviewer)
+    except ValueError as e:  # "reviewer.KEY: message": the path finds the line
+        path, _, msg = str(e).partition(": ")
+        problems.append((tuple(path.split(".")) if isinstance(sweep.reviewer, dict) else ("reviewer",), msg))
     for what, items in (("profiles", sweep.profiles), ("agents", [a.model_dump_json() for a in sweep.agents]),
                         ("scenarios", [a.model_dump_json() for a in sweep.scenarios])):
         if len(set(items)) != len(items):
@@ -204,12 +213,13 @@ def plan(sweep: SweepFile, source: str = "sweep") -> tuple[list, dict, int]:
 def iter_specs(sweep: SweepFile, cells: list, merged: dict) -> Iterator[TrialSpec]:
     """The sweep's TrialSpecs, one at a time and always in the same order: a sweep of a
     million trials never holds a million specs."""
+    review = policy(sweep.reviewer)
     for ref, fname, agent, prof, rep in itertools.product(
             cells, list(sweep.faults), sweep.agents, sweep.profiles, range(sweep.replicates)):
         yield TrialSpec(
             scenario=ref, agent=agent.ref, agent_params=agent.params, profile=prof, seed=sweep.seed,
             replicate=rep, budgets=sweep.budgets, faults=merged[(ref.digest, fname)],
-            tags={"fault": fname, "agent": agent.label or agent.ref})
+            tags={"fault": fname, "agent": agent.label or agent.ref}, reviewer=review)
 
 
 def expand(sweep: SweepFile, source: str = "sweep") -> list[TrialSpec]:

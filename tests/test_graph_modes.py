@@ -3,6 +3,7 @@ calls, library retry middleware, budgets that do not depend on a graph's shape, 
 histories merged by message id."""
 import asyncio
 import random
+import re
 from dataclasses import replace
 
 import pytest
@@ -24,7 +25,7 @@ from simulator.gateway import Gateway
 from simulator.jobs import JobMaker, make_specs
 from simulator.kit import Kit
 from simulator.profiles import get_profile
-from simulator.reviewer import Policy, parse, reply
+from simulator.reviewer import parse, policy, reply
 from simulator.session import Session, stream_key
 from simulator.user import Conversation, user_turn
 from simulator.vclock import Clock
@@ -39,11 +40,11 @@ WRITES = {"issue_refund", "create_ticket", "update_order"}
 def go(factory=None, *, agent="react", trials=1, seed=1, reviewer=None, budgets=None, scenario="support_refund",
        **kw):
     """Run trials in-process; `factory` replaces the spec's design (specs still name `agent`)."""
-    specs = make_specs(scenario, None, agent, trials=trials, seed=seed, **kw)
+    specs = make_specs(scenario, None, agent, trials=trials, seed=seed, reviewer=reviewer, **kw)
     if budgets:
         specs = [s.model_copy(update={"budgets": budgets}) for s in specs]
     make, got = JobMaker(), {}
-    jobs = [replace(make(s), reviewer=reviewer, **({"factory": factory} if factory else {})) for s in specs]
+    jobs = [replace(make(s), **({"factory": factory} if factory else {})) for s in specs]
     run_jobs(jobs, on_done=lambda r, ev: got.__setitem__(r.trial_id, (r, ev)))
     return [got[s.id] for s in specs]
 
@@ -200,6 +201,15 @@ def test_nobody_answering_ends_the_trial_awaiting_a_human():
     assert rec.failure_mode == "awaiting_human"
 
 
+def test_the_record_counts_reviews_rejections_and_waiting():
+    (rec, ev), = go(agent="human-approval", reviewer={"mode": "reject", "max_reviews": 3})
+    rs = reviews(ev)
+    assert rec.reviews == sum(r.get("answered") is not False for r in rs) == 3
+    assert rec.rejections == 3 and rec.review_s == pytest.approx(sum(r["latency_s"] for r in rs), abs=1e-5)
+    (plain, _), = go(agent="react")
+    assert (plain.reviews, plain.rejections, plain.review_s) == (0, 0, 0.0)
+
+
 def test_a_rejected_write_never_reaches_the_world():
     (rec, ev), = go(agent="human-approval", reviewer={"mode": "reject"})
     assert rec.outcome == "failure"
@@ -301,10 +311,25 @@ def test_reviewer_reads_and_answers_every_request_format():
     assert parse({"tool_call": {"name": "x", "args": {"a": 1}, "id": "1"}})[1][0][:2] == ("x", {"a": 1})
     assert reply("interrupt", [{"type": "approve"}]) == {"type": "approve", "action": "continue"}
     assert reply("hitl_batched", [{"type": "approve"}]) == {"decisions": [{"type": "approve"}]}
-    assert Policy.from_text("approve") == {"mode": "approve"}
-    assert Policy.from_text("reject_rate=0.1,catches_errors=0.9") == {"reject_rate": 0.1, "catches_errors": 0.9}
-    with pytest.raises(ValueError):
-        Policy.from_text("catches=0.9")
+
+
+@pytest.mark.parametrize("given, canonical", [
+    ("approve", {"mode": "approve"}), ("review", {"mode": "review"}),
+    ("reject_rate=0.1,catches_errors=0.9", {"reject_rate": 0.1, "catches_errors": 0.9}),
+    ({"mode": "review", "catches_errors": 0.9, "median_s": 60}, {"catches_errors": 0.9}),
+    (None, None)])
+def test_reviewer_policy_has_one_canonical_form(given, canonical):
+    assert policy(given) == canonical
+
+
+@pytest.mark.parametrize("given, says", [
+    ("catches=0.9", "reviewer.catches: Extra inputs"), ("maybe", "reviewer.mode"),
+    ("reject_rate=2", "reviewer.reject_rate: Input should be less than or equal to 1"),
+    ("median_s=nan", "reviewer.median_s"), ("median_s=900,p95_s=60", "p95_s (60.0) is below median_s"),
+    ("reject_rate", "reviewer.mode"), ("=3", "is not key=value"), ([1], "expected a text or a mapping")])
+def test_bad_reviewer_policy_names_the_key(given, says):
+    with pytest.raises(ValueError, match=re.escape(says)):
+        policy(given)
 
 
 # -- 3. foreign human messages ------------------------------------------------------

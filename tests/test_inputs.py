@@ -339,3 +339,15 @@ def test_valid_inputs_still_load(tmp_path):
     f.write_text("name: x\nseed: 9223372036854775807\nscenarios: [{ref: chain, params: {length: [1, 4096]}}]\n")
     cells, _, n = plan(load_sweep(f))
     assert len(cells) == 2 and n == 6
+
+
+@pytest.mark.parametrize("value, words", [
+    ("sometimes", "reviewer.mode: Input should be 'review', 'approve', 'reject' or 'none'"),
+    ("reject_rate=1.5", "reviewer.reject_rate: Input should be less than or equal to 1"),
+    ("median_s=inf", "reviewer.median_s: Input should be a finite number"),
+    ("catch=0.9", "reviewer.catch: Extra inputs are not permitted"),
+])
+def test_bad_reviewer_policy_exits_2_before_any_trial(tmp_path, value, words):
+    res = invoke("run", "support_refund", "-n", 1, "--reviewer", value, "--out", tmp_path / "r")
+    fails(res, words, "use approve, reject, none")
+    assert not (tmp_path / "r").exists()

@@ -62,6 +62,8 @@ def test_common_random_numbers_across_designs():
     ("name: x\nscenarios: [{ref: chain}]\nprofiles: [strong, strong]\n", "listed twice"),
     ("name: x\nscenarios: [{ref: chain}]\nbudgets: {max_step: 3}\n", "bad budget"),
     ("", "must be a YAML mapping"),
+    ("name: x\nscenarios: [{ref: chain}]\nreviewer: {reject_rate: 3}\n", "reviewer.reject_rate"),
+    ("name: x\nscenarios: [{ref: chain}]\nreviewer: sometimes\n", "reviewer: Input should be 'review'"),
 ])
 def test_bad_sweep_files_say_what_is_wrong(tmp_path, text, where):
     f = tmp_path / "bad.yaml"
@@ -77,6 +79,21 @@ def test_bad_sweep_field_has_its_line(tmp_path):
     with pytest.raises(ScenarioError) as e:
         load_sweep(f)
     assert e.value.problems[0][:2] == ("replicates", 3)
+
+
+def test_a_sweep_reviewer_reaches_every_trial_and_only_its_ids_change(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("name: x\nscenarios: [{ref: support_refund}]\nagents: [human-approval]\nreplicates: 2\n")
+    plain = expand(load_sweep(f))
+    f.write_text(f.read_text() + "reviewer:\n  mode: none\n")
+    waiting = expand(load_sweep(f))
+    assert [s.reviewer for s in plain] == [None, None] and "reviewer" not in plain[0].model_dump()
+    assert [s.reviewer for s in waiting] == [{"mode": "none"}] * 2
+    assert {s.id for s in plain}.isdisjoint(s.id for s in waiting)
+    f.write_text(f.read_text().replace("  mode: none\n", "  catches_errors: x\n"))
+    with pytest.raises(ScenarioError) as e:
+        expand(load_sweep(f))
+    assert e.value.problems[0][:2] == ("reviewer.catches_errors", 6)
 
 
 def test_serial_process_and_dask_give_identical_records(tmp_path):

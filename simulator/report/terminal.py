@@ -70,6 +70,9 @@ def _summary_rows(s: dict) -> list[tuple[str, str]]:
         rows.append(("ambiguity", f"asked {s['clarifications']}, guessed {s['guesses']}"))
     if s.get("injections_obeyed"):
         rows.append(("injections obeyed", str(s["injections_obeyed"])))
+    if s.get("reviews"):
+        rows.append(("human review", f"{s['reviews']} reviews, {s['rejections']} actions rejected, "
+                                     f"{_dur(s['review_s'] / s['trials'])} waiting per trial (n={s['trials']})"))
     lo, hi = s["mean_steps_ci"]
     rows.append(("mean steps", f"{s['mean_steps']:.1f}  (95% CI {lo:.1f}–{hi:.1f})"))
     lo, hi = s["mean_sim_time_ci"]
