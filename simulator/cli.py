@@ -173,8 +173,8 @@ def run(
     else:
         _show(terminal.run_summary(summary, run_dir, **_style()))
     if summary["outcomes"]["error"]:
-        err.print(f"{summary['outcomes']['error']} trial(s) ended in error (the graph or its factory "
-                  f"crashed), e.g.: {summary['errors'][0] if summary['errors'] else '?'}", highlight=False, markup=False)
+        err.print(f"{summary['outcomes']['error']} trial(s) ended in error (the graph or its factory crashed, "
+                  f"or attrition cannot drive the graph), e.g.: {summary['errors'][0] if summary['errors'] else '?'}", highlight=False, markup=False)
         raise typer.Exit(1)
 
 

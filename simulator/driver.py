@@ -25,6 +25,7 @@ from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import StateGraph
+from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.pregel import Pregel
 from langgraph.types import interrupt
@@ -121,10 +122,42 @@ def messages_in(value) -> list:
     return []
 
 
+class UnsupportedGraph(Exception):
+    """A graph written in a way the engine cannot drive: a real limitation, said as such
+    rather than left to surface as a misleading failure mode."""
+
+
+def check_drivable(graph) -> None:
+    """The engine talks to a graph through a message list; refuse a graph with nowhere to
+    put one. A state graph needs a `messages` key in its input state; an entrypoint must
+    take the list, or a dict that can hold it."""
+    if isinstance(graph, CompiledStateGraph):
+        builder = graph.builder
+        keys = list(builder.schemas.get(builder.input_schema, {}))
+        if "messages" in keys:
+            return
+        chats = [k for k, ch in builder.channels.items() if getattr(ch, "operator", None) is add_messages]
+        hint = (f"rename {chats[0]!r} to 'messages'" if chats else
+                "add `messages: Annotated[list, add_messages]` (or subclass MessagesState)")
+        raise UnsupportedGraph(
+            f"the graph's input state has no 'messages' key (its keys: {', '.join(keys) or 'none'}); attrition "
+            f"sends each user turn as a message in 'messages' and reads the replies from it: {hint}")
+    if isinstance(graph, Pregel) and not isinstance(graph, CompiledStateGraph):
+        try:
+            kind = graph.get_input_jsonschema().get("type")
+        except Exception:  # a schema LangGraph cannot render: the documented list input
+            return
+        if kind in ("string", "number", "integer", "boolean", "null"):
+            raise UnsupportedGraph(
+                f"the entrypoint takes a {kind}; attrition sends the conversation as a list of messages "
+                f"(or a dict with 'messages'): declare the entrypoint's input as `messages: list[BaseMessage]`")
+
+
 class Driver:
     """One trial's way of running its graph: a stream per turn, resumed after interrupts."""
 
     def __init__(self, graph, owned_checkpointer: bool):
+        check_drivable(graph)
         self.graph, self.owned = graph, owned_checkpointer
         self.can_resume = isinstance(getattr(graph, "checkpointer", None), BaseCheckpointSaver)
         self.keeps_history = self.can_resume and not owned_checkpointer

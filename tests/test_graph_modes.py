@@ -4,9 +4,11 @@ histories merged by message id."""
 import asyncio
 import random
 import re
+from typing import Annotated
 from dataclasses import replace
 
 import pytest
+from typing_extensions import TypedDict
 from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.func import entrypoint, task
@@ -497,3 +499,52 @@ def test_each_style_runs_like_react(style, react_outcomes):
     recs = run(agent=f"{STYLES / style}.py:build", trials=5, seed=1)
     assert [r.outcome for r, _ in recs] == react_outcomes
     assert all(r.outcome != "error" for r, _ in recs)
+
+
+# -- 10. graphs attrition cannot drive say so ------------------------------------------------
+class Question(TypedDict):
+    question: str
+    answer: str
+
+
+class Chat(TypedDict):
+    chat_history: Annotated[list, add_messages]
+
+
+def one_node(state_type, node):
+    g = StateGraph(state_type)
+    g.add_node("n", node)
+    g.add_edge(START, "n")
+    g.add_edge("n", END)
+    return g
+
+
+def question_answer(kit):
+    model = kit.model()
+    return one_node(Question, lambda s: {"answer": model.invoke(s["question"]).content})
+
+
+def chat_history(kit):
+    model = kit.model().bind_tools(kit.tools)
+    return one_node(Chat, lambda s: {"chat_history": [model.invoke(s["chat_history"])]})
+
+
+def string_entrypoint(kit):
+    model = kit.model()
+
+    @entrypoint()
+    def agent(question: str) -> str:
+        return model.invoke(question).content
+    return agent
+
+
+@pytest.mark.parametrize("factory, says", [
+    (question_answer, "input state has no 'messages' key (its keys: question, answer)"),
+    (chat_history, "rename 'chat_history' to 'messages'"),
+    (string_entrypoint, "the entrypoint takes a string; attrition sends the conversation as a list of messages"),
+])
+def test_a_graph_without_a_message_channel_is_unsupported_not_a_failure(factory, says):
+    (rec, ev), = go(factory)
+    assert (rec.outcome, rec.failure_mode) == ("error", None)
+    assert rec.error.startswith("UnsupportedGraph: ") and says in rec.error, rec.error
+    assert not [e for e in ev if e["event"] == "model_call"]  # refused before anything ran
