@@ -36,6 +36,9 @@ class Tally:
     silent: int = 0
     errors: int = 0
     failures: int = 0
+    multi_agent: int = 0   # trials whose model calls ran in more than one graph node
+    roots_in_multi: int = 0
+    crossed: int = 0       # of those trials' roots, the ones whose path joined two agents
 
 
 def _inc(g: nx.DiGraph, a: str, b: str) -> None:
@@ -89,9 +92,14 @@ def add_trial(acc: Tally, tr: dict) -> None:
         acc.nodes[name]  # every node of the graph is listed, even one no error touched
     for a, b in tr.get("transitions", []):
         acc.observed[(a, b)] += 1
+    multi = len(tr.get("agent_nodes", ())) > 1
+    acc.multi_agent += multi
     for r in tr["roots"]:
         count_type(acc.types[r["type"]], r)
         walk_path(acc, r)
+        if multi:
+            acc.roots_in_multi += 1
+            acc.crossed += len(r.get("agents", ())) > 1
 
 
 def node_rates(nodes: dict[str, dict[str, int]]) -> dict[str, dict]:
@@ -139,10 +147,14 @@ def aggregate(trials: Iterable[dict]) -> dict:
     lo, hi = wilson(acc.silent, acc.n)
     add_topology(acc)
     n, silent = acc.n, acc.silent
+    xlo, xhi = wilson(acc.crossed, acc.roots_in_multi)
     return {
         "n_trials": n, "error_trials_excluded": acc.errors, "failures": acc.failures,
         "silent_failures": silent, "silent_failure_rate": silent / n if n else 0.0, "ci_low": lo, "ci_high": hi,
         "root_causes": {k: v["count"] for k, v in out_types.items()},
         "root_cause_detail": out_types, "nodes": out_nodes, "graph": acc.flow,
+        "handoffs": {"multi_agent_trials": acc.multi_agent, "roots": acc.roots_in_multi, "crossed": acc.crossed,
+                     "crossed_rate": acc.crossed / acc.roots_in_multi if acc.roots_in_multi else None,
+                     "ci_low": xlo, "ci_high": xhi},
         "inference": "exact origins from the simulated model; data flow inferred by matching values",
     }

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from .attribution import attribute, silent_failure
 from .containment import aggregate
-from .events import Step, parse_event
+from .events import ModelCall, Step, parse_event
 from .files import ResultsError, numbered_lines
 from .records import TrialRecord
 from .store import iter_records, results_dir, validation_problem
@@ -40,8 +40,16 @@ def trace_trial(record, events: list[dict]) -> dict:
     attribute(s, record)
     steps = [tuple(e.nodes) for e in typed if isinstance(e, Step)]
     transitions = sorted({(a, b) for x, y in zip(steps, steps[1:]) for a in x for b in y})
+    # an agent is a node that calls the model: an error whose path joins two of them
+    # crossed a handoff (or a supervisor's routing), whatever the graph's shape
+    agents = {s.node_of.get(e.seq) for e in typed if isinstance(e, ModelCall)} - {None}
+    roots = []
+    for r in s.roots.values():
+        out = r.summary()
+        out["agents"] = [p for p in dict.fromkeys(out["path"]) if p in agents]
+        roots.append(out)
     return {"trial_id": record.trial_id, "outcome": record.outcome, "failure_mode": record.failure_mode,
-            "silent_failure": silent_failure(s, record), "roots": [r.summary() for r in s.roots.values()],
+            "silent_failure": silent_failure(s, record), "roots": roots, "agent_nodes": sorted(agents),
             "graph": s.graph,
             "agent": (record.spec.get("tags") or {}).get("agent", record.agent), "profile": record.profile,
             "graph_nodes": [n for n in record.graph_nodes if not n.startswith("__")],

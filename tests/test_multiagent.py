@@ -121,3 +121,13 @@ def test_an_error_that_crosses_a_handoff_is_counted_at_the_receiving_agent():
     assert ops["entered"] > 0, agg["nodes"]
     crossed = [r for t in traces for r in t["roots"] if "research" in r["path"] and "operations" in r["path"]]
     assert crossed, "a corrupted read taken in by research reaches the writes operations makes"
+    assert all(t["agent_nodes"] == ["operations", "research", "supervisor"] for t in traces)
+    h = agg["handoffs"]
+    assert h["multi_agent_trials"] == 12 and h["roots"] == sum(len(t["roots"]) for t in traces)
+    assert h["crossed"] == sum(len(r["agents"]) > 1 for t in traces for r in t["roots"]) >= len(crossed)
+    # one agent calling its tools is not a handoff
+    solo = [trace_trial(rec, ev) for rec, ev in run("support_refund", trials=4, seed=2,
+                                                    faults=["silent_wrong:target=reads,rate=0.3"])]
+    assert all(t["agent_nodes"] == ["agent"] for t in solo)
+    assert aggregate(solo)["handoffs"] == {"multi_agent_trials": 0, "roots": 0, "crossed": 0, "crossed_rate": None,
+                                           "ci_low": 0.0, "ci_high": 1.0}

@@ -166,6 +166,11 @@ def propagation_tables(res: dict, *, color: bool = False, width: int | None = No
                 f"{pct(r['silent_failure_rate'])} (95% CI {pct(r['ci_low'])}–{pct(r['ci_high'])}, "
                 f"n={r['n_trials']})" + (f"; {r['error_trials_excluded']} harness errors excluded"
                                          if r["error_trials_excluded"] else ""))
+        h = r.get("handoffs") or {}
+        if h.get("roots"):
+            c.print(f"errors crossing between agents: {h['crossed']} of {h['roots']} root causes "
+                    f"({pct(h['crossed_rate'])}, 95% CI {pct(h['ci_low'])}–{pct(h['ci_high'])}) in "
+                    f"{h['multi_agent_trials']} trials whose model ran in more than one node", highlight=False)
         c.print(_node_table(r["nodes"]))
         c.print(_root_cause_table(r["root_cause_detail"]))
     c.print(escape(str(res["inference"])), highlight=False)
