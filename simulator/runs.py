@@ -120,6 +120,19 @@ def sweep_dir(name: str, resume: bool) -> Path:
     return out
 
 
+def _same_scenarios(before: list | None, now: list, out: Path) -> None:
+    """A scenario whose content changed since the sweep started would give its cells new
+    trial ids: resuming would run them again beside the old ones."""
+    if not isinstance(before, list):  # a sweep started before the manifest kept its scenarios
+        return
+    for old, new in zip(before, now):
+        if isinstance(old, dict) and old.get("digest") != new["digest"]:
+            params = f" with {new['params']}" if new["params"] else ""
+            raise LookupError(f"scenario {new['ref']}{params} has changed since the sweep in {out} started "
+                              f"(content digest {old.get('digest')}, now {new['digest']}); resuming would mix "
+                              "two versions of it (restore it, or run without --resume or with another --out)")
+
+
 def run_sweep(path: str | Path, *, executor: str = "process", workers: int | None = None,
               scheduler: str | None = None, resume: bool = False, out: Path | None = None,
               progress: Progress | None = None, on_start: Callable[[int, int], None] | None = None,
@@ -133,14 +146,17 @@ def run_sweep(path: str | Path, *, executor: str = "process", workers: int | Non
         out = sweep_dir(sweep.name, resume)
     elif resume and not (Path(out) / "records.jsonl").exists():
         raise LookupError(f"nothing to resume in {out}: it has no records.jsonl")
+    digests = [ref.model_dump(mode="json") for ref in cells]
     if resume and (Path(out) / "manifest.json").exists():
-        old = read_manifest(out).get("sweep")  # a damaged manifest is named, not a traceback
+        prior = read_manifest(out)  # a damaged manifest is named, not a traceback
+        old = prior.get("sweep")
         if old is not None and old != sweep.model_dump(mode="json"):
             raise LookupError(f"{path} has changed since the sweep in {out} started; resuming would mix "
                               "two sweeps (run it without --resume, or with another --out)")
+        _same_scenarios(prior.get("scenarios"), digests, out)
     manifest = {"run_id": Path(out).name, "command": "sweep", "sweep_file": str(path),
                 "sweep": sweep.model_dump(mode="json"), "seed": sweep.seed, "trials": total,
-                "executor": executor}
+                "executor": executor, "scenarios": digests}
     summary = execute_specs(iter_specs(sweep, cells, merged), Path(out), manifest, total, executor=executor,
                             workers=workers, scheduler=scheduler, concurrency=sweep.concurrency,
                             resume=resume, progress=progress, on_start=on_start,

@@ -399,3 +399,17 @@ def test_a_hand_made_record_with_a_partial_spec_still_builds(tmp_path):
     (d / "records.jsonl").write_text(rec.model_dump_json() + "\n")
     assert sql.query(d, "SELECT fault, scenario_ref FROM trials") == (["fault", "scenario_ref"], [("f", None)])
     assert sql.query(d, "SELECT count(*) FROM events")[1] == [(0,)]
+
+
+def test_resuming_after_a_scenario_changed_is_refused_before_anything_runs(tmp_path):
+    scenario = tmp_path / "sc.yaml"
+    scenario.write_text((Path(__file__).parents[1] / "scenarios" / "support_refund.yaml").read_text())
+    sweep = tmp_path / "sw.yaml"
+    sweep.write_text(f"name: changed\nscenarios: [{{ref: {scenario}}}]\nreplicates: 2\n")
+    out = tmp_path / "s"
+    assert invoke("sweep", sweep, "--executor", "serial", "--out", out).exit_code == 0
+    kept = (out / "records.jsonl").read_bytes()
+    scenario.write_text(scenario.read_text().replace("cracked base", "broken base"))
+    fails("sweep", sweep, "--executor", "serial", "--out", out, "--resume",
+          message=f"scenario {scenario} has changed since the sweep in {out} started (content digest")
+    assert (out / "records.jsonl").read_bytes() == kept
