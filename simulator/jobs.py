@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from .design_loader import check_params, load_factory
 from .faults.config import check_faults, normalize_faults
-from .profiles import get_profile
+from .profile_refs import resolve_profile
 from .reviewer import policy
 from .scenario import Budgets
 from .scenario_refs import resolve_scenario
@@ -51,14 +51,14 @@ def make_specs(scenario: str, params: dict | None, agent: str, *, trials: int, s
     is the human reviewer's policy (reviewer.policy); a bad one raises ValueError."""
     sc, ref = resolve_scenario(scenario, params)
     check_params(agent, load_factory(agent), agent_params or {})
-    get_profile(profile, **(profile_params or {}))  # fail early on a bad profile
+    prof = resolve_profile(profile, profile_params, label_params=False)  # fails early on a bad profile
     validate_budgets(budgets or {})
     review = policy(reviewer)
     fs = normalize_faults(list(sc.faults) + list(faults or []))
     check_faults(fs, sc)
-    return [TrialSpec(scenario=ref, agent=agent, agent_params=agent_params or {}, profile=profile,
-                      profile_params=profile_params or {}, seed=seed, replicate=r,
-                      budgets=budgets or {}, faults=fs, reviewer=review) for r in range(trials)]
+    return [TrialSpec(scenario=ref, agent=agent, agent_params=agent_params or {}, profile=prof.base,
+                      profile_params=prof.params, seed=seed, replicate=r, budgets=budgets or {}, faults=fs,
+                      reviewer=review, tags=prof.tags()) for r in range(trials)]
 
 
 class JobMaker:

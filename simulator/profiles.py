@@ -175,7 +175,7 @@ for _p in (STRONG, WEAK):
     register("profile", _p.name, _p, summary=_p.summary)
 
 
-def get_profile(name: str, **overrides) -> Profile:
+def get_profile(name: str, /, **overrides) -> Profile:
     try:
         base = lookup("profile", name).obj
     except UnknownName as e:

@@ -62,7 +62,7 @@ class TrialRecord(BaseModel):
         nodes, edges = topology(graph)
         return cls(
             trial_id=spec.id, spec=spec.model_dump(mode="json"), scenario=s.scenario.name, agent=spec.agent,
-            profile=spec.profile, seed=spec.seed, replicate=spec.replicate, outcome=outcome,
+            profile=spec.profile_label, seed=spec.seed, replicate=spec.replicate, outcome=outcome,
             failure_mode=failure_mode, error=error, steps=steps, model_calls=s.model_calls,
             tool_calls=s.tool_calls, tokens_in=s.tokens_in, tokens_out=s.tokens_out,
             sim_time_s=round(sim_time_s, 6), wall_time_s=round(wall_time_s, 6),

@@ -6,6 +6,7 @@ memory does not grow with the number of trials.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -77,7 +78,7 @@ def run_id(specs: list[TrialSpec]) -> str:
     first = specs[0]
     sc_name = Path(first.scenario.ref.replace("/", "_").replace(".yaml", "")).name
     agent = first.agent.replace("/", "_").split(":")[0][-24:]
-    return f"{sc_name}-{agent}-{first.profile}-s{first.seed}-{digest([s.id for s in specs], 8)}"
+    return f"{sc_name}-{agent}-{first.profile_label}-s{first.seed}-{digest([s.id for s in specs], 8)}"
 
 
 def run_cell(scenario: str, params: dict | None, agent: str, *, trials: int, seed: int, profile: str = "strong",
@@ -133,6 +134,17 @@ def _same_scenarios(before: list | None, now: list, out: Path) -> None:
                               "two versions of it (restore it, or run without --resume or with another --out)")
 
 
+def _same_profiles(before: list | None, now: list, out: Path) -> None:
+    """Likewise a profile file edited since the sweep started."""
+    if not isinstance(before, list):
+        return
+    for old, new in zip(before, now):
+        if isinstance(old, dict) and old != json.loads(json.dumps(new, default=str)):
+            raise LookupError(f"profile {new['label']} has changed since the sweep in {out} started; resuming "
+                              "would mix two versions of it (restore it, or run without --resume or with "
+                              "another --out)")
+
+
 def run_sweep(path: str | Path, *, executor: str = "process", workers: int | None = None,
               scheduler: str | None = None, resume: bool = False, out: Path | None = None,
               progress: Progress | None = None, on_start: Callable[[int, int], None] | None = None,
@@ -147,6 +159,7 @@ def run_sweep(path: str | Path, *, executor: str = "process", workers: int | Non
     elif resume and not (Path(out) / "records.jsonl").exists():
         raise LookupError(f"nothing to resume in {out}: it has no records.jsonl")
     digests = [ref.model_dump(mode="json") for ref in cells]
+    profiles = [{"label": p.label, "base": p.base, "params": p.params} for p in sweep.resolved_profiles()]
     if resume and (Path(out) / "manifest.json").exists():
         prior = read_manifest(out)  # a damaged manifest is named, not a traceback
         old = prior.get("sweep")
@@ -154,9 +167,11 @@ def run_sweep(path: str | Path, *, executor: str = "process", workers: int | Non
             raise LookupError(f"{path} has changed since the sweep in {out} started; resuming would mix "
                               "two sweeps (run it without --resume, or with another --out)")
         _same_scenarios(prior.get("scenarios"), digests, out)
+        _same_profiles(prior.get("profiles"), profiles, out)
     manifest = {"run_id": Path(out).name, "command": "sweep", "sweep_file": str(path),
                 "sweep": sweep.model_dump(mode="json"), "seed": sweep.seed, "trials": total,
-                "executor": executor, "scenarios": digests}
+                "executor": executor, "scenarios": digests,
+                "profiles": profiles}
     summary = execute_specs(iter_specs(sweep, cells, merged), Path(out), manifest, total, executor=executor,
                             workers=workers, scheduler=scheduler, concurrency=sweep.concurrency,
                             resume=resume, progress=progress, on_start=on_start,

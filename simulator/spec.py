@@ -92,6 +92,12 @@ class TrialSpec(BaseModel):
         return self
 
     @property
+    def profile_label(self) -> str:
+        """The profile's name in records and tables: a sweep's label or a profile file's name,
+        else the preset's."""
+        return self.tags.get("profile", self.profile)
+
+    @property
     def id(self) -> str:
         return digest(self.model_dump(mode="json"))
 

@@ -8,7 +8,7 @@
         params: {length: [1, 2, 4, 8], task: [0, 1]}   # lists are grid axes
       - ref: support_refund
     agents: [react, {ref: react-retry, params: {idempotency: true}, label: react-retry-idem}]
-    profiles: [strong, weak]
+    profiles: [strong, weak, {ref: strong, params: {difficulty_sd: 1.8}, label: strong-spread}]
     faults:                      # named fault settings; `none` is the baseline
       none: []
       rate_limit: ["rate_limit:rate=0.2"]
@@ -24,12 +24,13 @@ import math
 from pathlib import Path
 from typing import Any, Iterator
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_serializer, field_validator,
+                      model_validator)
 
 from .design_loader import DesignError, check_params, load_factory
 from .faults.config import FaultConfigError, check_faults, normalize_faults
 from .jobs import validate_budgets
-from .profiles import get_profile
+from .profile_refs import ProfileAxis, ResolvedProfile, resolve_profile
 from .reviewer import policy
 from .scenario import ScenarioError
 from .scenario_refs import resolve_scenario
@@ -81,7 +82,8 @@ class SweepFile(BaseModel):
     replicates: int = Field(3, ge=1, le=MAX_REPLICATES, description=f"trials per cell, 1 to {MAX_REPLICATES:,}")
     scenarios: list[ScenarioAxis] = Field(min_length=1)
     agents: list[AgentAxis] = Field(default_factory=lambda: [AgentAxis(ref="react")], min_length=1)
-    profiles: list[str] = Field(default_factory=lambda: ["strong"], min_length=1)
+    profiles: list[ProfileAxis] = Field(default_factory=lambda: [ProfileAxis(ref="strong")], min_length=1,
+                                        description="presets, profile files, or {ref, params, label}")
     faults: dict[str, list[Any]] = Field(default_factory=lambda: {"none": []}, min_length=1,
                                          description="fault setting name -> faults")
     budgets: dict[str, Any] = Field(default_factory=dict)
@@ -92,7 +94,16 @@ class SweepFile(BaseModel):
                              f"1 to {MAX_CONCURRENCY:,}")
     _lines: dict = PrivateAttr(default_factory=dict)  # field path -> line, for plan()'s problems
 
-    @field_validator("scenarios", "agents", mode="before")
+    def resolved_profiles(self) -> list[ResolvedProfile]:
+        """Each entry of `profiles` as a base preset, its changes and its label."""
+        return [resolve_profile(p.ref, p.params, p.label) for p in self.profiles]
+
+    @field_serializer("profiles")
+    def _short_profiles(self, v: list[ProfileAxis]):
+        # a bare name is written back as one, as it was given (a manifest compares dumps)
+        return [p.ref if not p.params and p.label is None else p.model_dump(mode="json") for p in v]
+
+    @field_validator("scenarios", "agents", "profiles", mode="before")
     @classmethod
     def _strings(cls, v):
         return [{"ref": x} if isinstance(x, str) else x for x in v] if isinstance(v, list) else v
@@ -151,15 +162,28 @@ def _check_names(sweep: SweepFile) -> list[tuple[tuple, str]]:
     except ValueError as e:  # "reviewer.KEY: message": the path finds the line
         path, _, msg = str(e).partition(": ")
         problems.append((tuple(path.split(".")) if isinstance(sweep.reviewer, dict) else ("reviewer",), msg))
-    for what, items in (("profiles", sweep.profiles), ("agents", [a.model_dump_json() for a in sweep.agents]),
+    for what, items in (("profiles", [p.model_dump_json() for p in sweep.profiles]), ("agents", [a.model_dump_json() for a in sweep.agents]),
                         ("scenarios", [a.model_dump_json() for a in sweep.scenarios])):
         if len(set(items)) != len(items):
             problems.append(((what,), "an entry is listed twice: every cell would run twice"))
+    labels: dict[str, int] = {}
     for i, prof in enumerate(sweep.profiles):
         try:
-            get_profile(prof)
+            got = resolve_profile(prof.ref, prof.params, prof.label)
         except KeyError as e:
             problems.append((("profiles", i), str(e.args[0])))
+            continue
+        except ScenarioError as e:  # a bad profile file: its own file, line and field
+            problems.extend((("profiles", i), f"{e.source}:{line or '?'}: {path}: {msg}")
+                            for path, line, msg in e.problems)
+            continue
+        except ValueError as e:
+            problems.append((("profiles", i, "params"), str(e)))
+            continue
+        if got.label in labels:
+            problems.append((("profiles", i), f"label {got.label!r} is also profiles[{labels[got.label]}]'s: "
+                             "give each profile its own label"))
+        labels.setdefault(got.label, i)
     for i, a in enumerate(sweep.agents):
         try:
             factory = load_factory(a.ref)
@@ -215,11 +239,12 @@ def iter_specs(sweep: SweepFile, cells: list, merged: dict) -> Iterator[TrialSpe
     million trials never holds a million specs."""
     review = policy(sweep.reviewer)
     for ref, fname, agent, prof, rep in itertools.product(
-            cells, list(sweep.faults), sweep.agents, sweep.profiles, range(sweep.replicates)):
+            cells, list(sweep.faults), sweep.agents, sweep.resolved_profiles(), range(sweep.replicates)):
         yield TrialSpec(
-            scenario=ref, agent=agent.ref, agent_params=agent.params, profile=prof, seed=sweep.seed,
+            scenario=ref, agent=agent.ref, agent_params=agent.params, profile=prof.base,
+            profile_params=prof.params, seed=sweep.seed,
             replicate=rep, budgets=sweep.budgets, faults=merged[(ref.digest, fname)],
-            tags={"fault": fname, "agent": agent.label or agent.ref}, reviewer=review)
+            tags={"fault": fname, "agent": agent.label or agent.ref, **prof.tags()}, reviewer=review)
 
 
 def expand(sweep: SweepFile, source: str = "sweep") -> list[TrialSpec]:

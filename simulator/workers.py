@@ -213,7 +213,7 @@ def split_groups(specs: list, concurrency: int) -> list[list]:
 
 def error_record(spec: TrialSpec, message: str) -> TrialRecord:
     return TrialRecord(trial_id=spec.id, spec=spec.model_dump(mode="json"), scenario=spec.scenario.ref,
-                       agent=spec.agent, profile=spec.profile, seed=spec.seed, replicate=spec.replicate,
+                       agent=spec.agent, profile=spec.profile_label, seed=spec.seed, replicate=spec.replicate,
                        outcome="error", error=message)
 
 

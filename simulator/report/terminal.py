@@ -85,7 +85,7 @@ def _summary_rows(s: dict) -> list[tuple[str, str]]:
 def run_summary(s: dict, run_dir: Path | str, *, color: bool = False, width: int | None = None) -> str:
     """The table `attrition run` prints: one cell's success rate, outcomes, faults and times."""
     spec = s["spec"]
-    title = f"{spec['scenario']['ref']} × {spec['agent']} × {spec['profile']} (seed {spec['seed']})"
+    title = f"{spec['scenario']['ref']} × {spec['agent']} × {(spec.get('tags') or {}).get('profile', spec['profile'])} (seed {spec['seed']})"
     t = Table(title=escape(title), show_header=True, header_style="bold")
     t.add_column("metric")
     t.add_column("value", justify="right")
