@@ -21,6 +21,7 @@ from .faults.errors import ContextLengthExceeded
 from .agent_map import map_agents
 from .calls import answer, args_for, forgotten_source, stale, steps_left, task_args, tool_args, unclear_args
 from .oracle import ANN, GOOD_MODES, Belief, HistoryReader
+from .profiles import ROOT_MODES
 from .rng import lognormal
 from .structured import Fill, fill
 from .tokens import count_text
@@ -37,6 +38,15 @@ def _logit(p: float) -> float:
 
 def _sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-x))
+
+
+def bend(u: float, width: float) -> float:
+    """max(0, u), or its smooth version w * log2(1 + 2^(u/w)) for a width w > 0 (written
+    so that 2^(u/w) never overflows)."""
+    if width <= 0:
+        return max(0.0, u)
+    t = u / width
+    return width * ((t + math.log2(1 + 2 ** -t)) if t > 0 else math.log2(1 + 2 ** t))
 
 
 def _snake(obj: Any) -> Any:
@@ -116,11 +126,14 @@ class Brain:
         return "silent" if "silent" in seen else None
 
     # -- hazard ----------------------------------------------------------
-    def hazard(self, context_tokens: int, n_uncorrected: int, noise: str | None = None) -> float:
+    def hazard(self, context_tokens: int, n_uncorrected: int, noise: str | None = None,
+               step: str | None = None) -> float:
         p, s = self.s.profile, self.s
         x = _logit(p.base_hazard) + s.difficulty + s.scenario.difficulty
-        if context_tokens > p.effective_context:
-            x += p.context_rot * math.log2(context_tokens / p.effective_context)
+        if step is not None:
+            x += s.step_difficulty(step)
+        if p.context_rot and context_tokens > 0:
+            x += p.context_rot * bend(math.log2(context_tokens / p.effective_context), p.context_softness)
         x += p.self_conditioning * n_uncorrected
         if noise:
             x += p.ambiguity_penalty
@@ -154,12 +167,13 @@ class Brain:
         # a plan or a route covers the whole request; a task given by another agent, only itself
         remaining = steps_left(s, sc.turns[b.turn].steps, b) if schema is not None else self._todo(b)
         bound = {t["function"]["name"]: t for t in tools}
-        p_err = self.hazard(ctx, len(b.uncorrected), b.noise)
+        p_err = self.hazard(ctx, len(b.uncorrected), b.noise, remaining[0] if remaining else None)
         d = Decision(ann={"verdicts": verdicts, "calls": {}}, step=remaining[0] if remaining else None)
         if adapted:
             d.ann["adapted"] = adapted
         if schema is not None:
             return self._structured(d, b, schema, remaining, p_err, ctx, extra_latency)
+        d.ann["p_error"] = p_err
         self._choose(d, b, bound, p_err, obey)
         self._adjust(d, b, bound, remaining)
         self._compose(d, b, bound, final_turn=b.turn >= len(sc.turns) - 1)
@@ -277,7 +291,10 @@ class Brain:
             d.ann["facts"] = True
         elif d.mode != "clarify":
             # an agent working for another states what it knows, and invents nothing for the user
-            d.content = answer(self.s, self.rng, b, final_turn, invent=not b.delegated)
+            slips: list = []
+            d.content = answer(self.s, self.rng, b, final_turn, invent=not b.delegated,
+                               misremember=p.recall_in_answer * d.ann.get("p_error", 0.0), slips=slips)
+            d.ann["misremembered"] = slips or None
             if b.delegated:  # ...and reports what it established
                 d.content += " Results: " + write_facts(b.known, s.oracle.order)
                 d.ann["facts"] = True
@@ -287,7 +304,8 @@ class Brain:
         """State a confidence, charge latency and tokens, record the decision, write the message."""
         s, p = self.s, self.s.profile
         d.ann["mode"] = d.mode
-        conf = _sigmoid(_logit(1 - p_err) + p.overconfidence + self.rng.gauss(0, 0.5))
+        signal = p.confidence_discrimination / 2 * (-1 if d.mode in ROOT_MODES else 1)
+        conf = _sigmoid(_logit(1 - p_err) + p.overconfidence + self.rng.gauss(0, 0.5) + signal)
         d.ann["confidence"] = round(conf, 4)
         call = d.call
         out_tokens = count_text(d.content + (json.dumps(call["args"]) if call else "")) + 8 + p.reasoning_tokens
@@ -299,7 +317,9 @@ class Brain:
                      p_error=round(p_err, 6), confidence=round(conf, 4), context_tokens=ctx,
                      output_tokens=out_tokens, latency_s=round(lat, 6), uncorrected=len(b.uncorrected),
                      filled_missing=d.filled or None, guessed=d.guessed or None, skipped=d.ann.get("skipped"),
-                     clarify=d.ann.get("clarify"), verdicts=d.ann["verdicts"] or None)
+                     clarify=d.ann.get("clarify"), verdicts=d.ann["verdicts"] or None,
+                     misremembered=d.ann.pop("misremembered", None))
+        d.ann.pop("p_error", None)
         return self._message(d.content, call, d.ann, ctx, out_tokens, conf)
 
     def _structured(self, d: "Decision", b: Belief, schema: dict, remaining: list[str], p_err: float,

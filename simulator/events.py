@@ -140,6 +140,8 @@ class ModelCall(EventBase):
     clarify: list[str] | None = Field(None, description="decision: the unclear values it asked the user about")
     verdicts: dict[str, Literal["accept", "reject"]] | None = Field(
         None, description="decision: tool call id -> whether the model took in or rejected its result")
+    misremembered: list[str] | None = Field(None, description="decision: facts its answer quoted wrongly "
+                                                              "(recall_in_answer)")
     kept: int | None = Field(None, description="summarize: known outputs kept in the summary")
     dropped: int | None = Field(None, description="summarize: known outputs dropped from the summary")
     steps: int | None = Field(None, description="plan: tool calls in the plan")

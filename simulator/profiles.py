@@ -3,10 +3,26 @@
 All error parameters live on the log-odds scale, so effects add up:
 
     logit(p_error) = logit(base_hazard)
-                   + task difficulty            (drawn once per task family)
+                   + task difficulty            (drawn once per task family: difficulty_sd)
+                   + step difficulty            (the golden step's own, plus one drawn once per
+                                                 step of a task family: step_difficulty_sd)
                    + scenario.difficulty        (set by the scenario author)
-                   + context_rot * log2(context / effective_context)   (past the effective length)
+                   + context_rot * bend(log2(context / effective_context))
                    + self_conditioning * (uncorrected own errors still in context)
+
+bend(u) is max(0, u) when context_softness is 0: nothing changes below the effective
+length. With softness w it is w * log2(1 + 2^(u / w)), the same line far past the
+effective length but bending smoothly into it, so degradation starts well before.
+
+Task and step difficulty separate what public curves separate: the spread between tasks
+sets how consistent repeated trials are (pass^k), while fixed hard steps within a task make
+long tasks fail for many reasons, which keeps success falling steeply with length.
+
+A final answer quotes facts from context; with recall_in_answer > 0 each quoted fact is
+misremembered with that share of the hazard, so a recall task degrades with context too.
+Stated confidence is sigmoid(logit(1 - p_error) + overconfidence + N(0, 0.5)), shifted up
+by confidence_discrimination on calls it gets right and down on its errors: at 0
+confidence carries no signal about correctness.
 
 `base_hazard` is the per-decision error probability on a short, clean context
 for a task of average difficulty. What an error costs depends on the mode drawn
@@ -61,9 +77,17 @@ class Profile(BaseModel):
                                description="per-decision error probability, 0.000001 to 0.999999")
     difficulty_sd: float = Field(ge=0, le=MAX_LOG_ODDS,
                                  description=f"SD of the per-task log-odds shift, 0 to {MAX_LOG_ODDS:g}")
+    step_difficulty_sd: float = Field(0.0, ge=0, le=MAX_LOG_ODDS,
+                                      description="SD of a log-odds shift drawn once per golden step of a task "
+                                                  f"family (repeated trials share it), 0 to {MAX_LOG_ODDS:g}")
     effective_context: int = Field(gt=0, le=MAX_TOKENS, description="tokens before context rot starts, 1 to 10,000,000")
     context_rot: float = Field(ge=0, le=MAX_LOG_ODDS, description="log-odds added per doubling of context past "
                                f"effective_context, 0 to {MAX_LOG_ODDS:g}")
+    context_softness: float = Field(0.0, ge=0, le=10, description="width in doublings of the bend into context rot: "
+                                    "0 is a hard threshold at effective_context, 1 starts degrading about two "
+                                    "doublings before it; 0 to 10")
+    recall_in_answer: float = Field(0.0, ge=0, le=1, description="share of the hazard with which each fact quoted in "
+                                    "a final answer is misremembered, 0 to 1")
     self_conditioning: float = Field(ge=0, le=MAX_LOG_ODDS, description="log-odds added per uncorrected own error "
                                      f"in context, 0 to {MAX_LOG_ODDS:g}")
     error_modes: dict[str, float] = Field(description="relative weight of each error mode, 0 to 1000, "
@@ -80,6 +104,9 @@ class Profile(BaseModel):
     track_goal_change: float = Field(0.8, ge=0, le=1, description="P(uses a value the user changed mid-session)")
     refetch_missing: float = Field(0.85, ge=0, le=1, description="P(re-reads a forgotten input instead of inventing it)")
     summary_recall: float = Field(0.9, ge=0, le=1, description="P(a fact survives when it writes a summary)")
+    confidence_discrimination: float = Field(0.0, ge=0, le=MAX_LOG_ODDS,
+                                             description="log-odds by which stated confidence is higher on right "
+                                                         f"calls than on wrong ones, halved each way; 0 to {MAX_LOG_ODDS:g}")
     overconfidence: float = Field(0.0, ge=-MAX_LOG_ODDS, le=MAX_LOG_ODDS,
                                   description=f"log-odds added to stated confidence, "
                                               f"-{MAX_LOG_ODDS:g} to {MAX_LOG_ODDS:g}")

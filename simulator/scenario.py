@@ -100,6 +100,9 @@ class GoldenStep(Strict):
         default_factory=dict,
         description="literal values come from the user's request; '{step.path}' takes a value "
                     "from an earlier step's output")
+    difficulty: float = Field(0.0, ge=-10, le=10, allow_inf_nan=False,
+                              description="log-odds added to the model's error hazard on this step, -10 to 10 "
+                                          "(copying an id is easier than a policy calculation)")
 
 
 class Turn(Strict):
@@ -175,6 +178,9 @@ class Scenario(Strict):
         for late in LATE_BUDGETS:  # fields added later enter the digest only when set, so
             if data["budgets"].get(late) is None:  # the trials of existing scenarios keep their ids
                 data["budgets"].pop(late, None)
+        for step in data["golden_path"]:
+            if not step.get("difficulty"):
+                step.pop("difficulty", None)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -62,6 +62,18 @@ class Session:
         self.tool_rng = self.stream("tool-latency")
         self.library_rng = self.stream("library-jitter")
         self.fault_runtime = FaultRuntime(tuple(self.faults), self)
+        self._step_difficulty: dict[str, float] = {}
+
+    def step_difficulty(self, step: str) -> float:
+        """The golden step's own difficulty plus the profile's draw for it: fixed per task
+        family and step, so every replicate meets the same hard steps."""
+        got = self._step_difficulty.get(step)
+        if got is None:
+            sd = self.profile.step_difficulty_sd
+            drawn = stream(self.seed, "step-difficulty", self.scenario.family or self.scenario.name, step,
+                           self.profile.name).gauss(0.0, sd) if sd else 0.0
+            got = self._step_difficulty[step] = self.oracle.steps[step].difficulty + drawn
+        return got
 
     def stream(self, *keys):
         return stream(self.seed, self.scenario_key, self.replicate, *keys)
