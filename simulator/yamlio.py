@@ -81,6 +81,19 @@ class StrictLoader(yaml.SafeLoader):
                            "(the limit for scenario and sweep files)")
         return super().compose_node(parent, index)
 
+    def construct_object(self, node, deep=False):
+        # PyYAML resolves `0x_` to an int and `2001-13-45` to a date by their shape, then
+        # fails converting them with a bare ValueError: say where, and how to keep the text
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as e:
+            if isinstance(e, yaml.YAMLError):
+                raise
+            kind = {"int": "a whole number", "timestamp": "a date", "float": "a number"}.get(
+                node.tag.rsplit(":", 1)[-1], node.tag)
+            raise _Problem(node.start_mark.line + 1, f"{node.value!r} reads as {kind} but is not a valid one "
+                           f"({e}); quote it to keep it as text") from None
+
 
 def expanded_size(node, memo: dict | None = None) -> int:
     """Values in the tree once every alias is expanded (the node graph is acyclic here)."""

@@ -88,6 +88,20 @@ def test_recursive_alias_and_deep_nesting(tmp_path, text, words):
     fails(invoke("sweep", f, "--executor", "serial", "--out", tmp_path / "o"), words)
 
 
+@pytest.mark.parametrize("value, words", [
+    ("0x_", "'0x_' reads as a whole number but is not a valid one"),
+    ("0b_", "'0b_' reads as a whole number"),
+    ("2001-13-45", "'2001-13-45' reads as a date but is not a valid one (month must be in 1..12)"),
+])
+def test_values_yaml_reads_as_numbers_but_cannot_convert(tmp_path, value, words):
+    text = f"name: x\ndescription: ok\nseed: {value}\n"
+    (_, line, msg), = problems(text)
+    assert words in msg and "quote it" in msg and line == 3
+    f = tmp_path / "s.yaml"
+    f.write_text(text)
+    fails(invoke("validate", f), words)
+
+
 def test_aliases_expanding_past_the_limit():
     laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n" for p, n in zip("abcdef", "bcdefg"))
