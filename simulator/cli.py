@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from .design_loader import DesignError
 from .events import events_json_schema
+from .executors import check_timeout
 from .files import cannot_write, check_writable
 from .propagation import propagation_results
 from .registry import PROBLEMS, entries, names
@@ -22,7 +23,7 @@ from .results import analyze_results
 from .runs import run_cell, run_sweep, sweep_dir
 from .report import graphs as graph_files
 from .report import terminal
-from .scenario import ScenarioError, json_schema, load_scenario_file
+from .scenario import ScenarioError, json_schema
 from .scenario_refs import parse_params, resolve_scenario
 from .spec import MAX_SEED, MAX_VIRTUAL_S
 from .sql import export as export_rows
@@ -77,6 +78,8 @@ def _guard(fn):
         _fail(f"{e.title}: {validation_problem(e)}")
     except (LookupError, ValueError) as e:  # KeyError's str() would add quotes: use its message
         _fail(str(e.args[0]) if e.args else str(e))
+    except OSError as e:  # a path the system refuses (a name too long, a loop of links...)
+        _fail(f"{e.filename}: {e.strerror}" if e.filename else f"cannot use a path: {e}")
 
 
 def _progress(total: int):
@@ -109,7 +112,7 @@ def _progress(total: int):
 
 def _run_inputs(budget: list[str] | None, stagger: float, out_dir: Path | None) -> dict:
     """Check what `run` can check before any trial runs; return the budgets."""
-    budgets = _guard(lambda: parse_params(budget))
+    budgets = _guard(lambda: _params(budget, "--budget"))
     known = ("max_model_calls", "max_tool_calls", "max_steps", "max_tokens", "max_sim_time_s")
     bad = set(budgets) - set(known)
     if bad:
@@ -119,6 +122,31 @@ def _run_inputs(budget: list[str] | None, stagger: float, out_dir: Path | None) 
               f"not {stagger}")
     _guard(lambda: check_writable(out_dir if out_dir is not None else Path("results"), directory=True))
     return budgets
+
+
+def _path(text: str | Path) -> Path:
+    # typer would read "" as ".", the current directory: a blank path is a mistake, not a choice
+    if isinstance(text, Path):  # a default
+        return text
+    if not text.strip():
+        raise typer.BadParameter(f"{text!r} is blank: give a path")
+    return Path(text)
+
+
+def _params(items: list[str] | None, option: str) -> dict:
+    try:
+        return parse_params(items)
+    except ValueError as e:
+        raise ValueError(f"{option}: {e}") from None
+
+
+def _timeout_ok(value: float) -> float:
+    if value != 0:
+        try:
+            check_timeout(value)
+        except ValueError as e:
+            raise typer.BadParameter(str(e).removeprefix("--trial-timeout: ")) from None
+    return value
 
 
 @app.command()
@@ -146,9 +174,10 @@ def run(
     reviewer: Optional[str] = typer.Option(None, "--reviewer", help="the human who answers the graph's "
                                            "interrupts: approve (default), reject, none (nobody answers), or "
                                            "key=value,... e.g. reject_rate=0.1,catches_errors=0.9,median_s=120"),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="results directory (default results/<run-id>)"),
-    trial_timeout: float = typer.Option(600.0, "--trial-timeout", min=0, help="wall-clock seconds one trial may "
-                                        "take before its worker is stopped and it is recorded as an error; 0: no limit"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", parser=_path, help="results directory (default results/<run-id>)"),
+    trial_timeout: float = typer.Option(600.0, "--trial-timeout", callback=_timeout_ok, help="wall-clock "
+                                        "seconds one trial may take before its worker is stopped and it is recorded "
+                                        "as an error: 1 to 604800 (7 days), or 0 for no limit"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a table"),
 ) -> None:
     """Run an agent design through a scenario N times and report its success rate."""
@@ -158,8 +187,9 @@ def run(
         if bar:
             bar.start()
         summary, run_dir = _guard(lambda: run_cell(
-            scenario, parse_params(param), agent, trials=trials, seed=seed, profile=profile,
-            agent_params=parse_params(agent_param), profile_params=parse_params(profile_param),
+            scenario, _params(param, "--param"), agent, trials=trials, seed=seed, profile=profile,
+            agent_params=_params(agent_param, "--agent-param"),
+            profile_params=_params(profile_param, "--profile-param"),
             budgets=budgets, faults=fault, concurrency=concurrency, stagger_s=stagger, out=out_dir,
             progress=tick, trial_timeout_s=trial_timeout or None, reviewer=reviewer))
     except KeyboardInterrupt:
@@ -192,16 +222,17 @@ def _sweep_out(sweep_file: Path, resume: bool, out_dir: Path | None) -> Path | N
 
 @app.command()
 def sweep(
-    sweep_file: Path = typer.Argument(..., help="sweep file (YAML), e.g. scenarios/sweeps/quickstart.yaml"),
+    sweep_file: Path = typer.Argument(..., parser=_path, metavar="SWEEP_FILE", help="sweep file (YAML), e.g. scenarios/sweeps/quickstart.yaml"),
     executor: str = typer.Option("process", "--executor", "-e", help="serial, process (all cores) or dask"),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, max=MAX_WORKERS,
                                           help=f"worker processes, 1 to {MAX_WORKERS} (default: all cores)"),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="address of a running Dask scheduler"),
     resume: bool = typer.Option(False, "--resume", help="finish an interrupted sweep (the newest for this "
                                 "sweep file, or --out DIR) without repeating or losing trials"),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="results directory (default results/<name>-<time>)"),
-    trial_timeout: float = typer.Option(600.0, "--trial-timeout", min=0, help="wall-clock seconds one trial may "
-                                        "take before its worker is stopped and it is recorded as an error; 0: no limit"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", parser=_path, help="results directory (default results/<name>-<time>)"),
+    trial_timeout: float = typer.Option(600.0, "--trial-timeout", callback=_timeout_ok, help="wall-clock "
+                                        "seconds one trial may take before its worker is stopped and it is recorded "
+                                        "as an error: 1 to 604800 (7 days), or 0 for no limit"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: summary and analysis"),
 ) -> None:
     """Run a sweep: every cell of the grid, on one core, all cores or a Dask cluster."""
@@ -250,7 +281,7 @@ def sweep(
 
 @app.command()
 def analyze(
-    results: Path = typer.Argument(..., help="a results directory, or a table (CSV, JSONL, JSON) of "
+    results: Path = typer.Argument(..., parser=_path, metavar="RESULTS", help="a results directory, or a table (CSV, JSONL, JSON) of "
                                    "task, trial, success or reward, and optionally length"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="seed of the bootstrap, 0 to 2**63 - 1"),
@@ -270,7 +301,7 @@ def analyze(
 
 @app.command()
 def query(
-    results: Path = typer.Argument(..., help="a results directory"),
+    results: Path = typer.Argument(..., parser=_path, metavar="RESULTS", help="a results directory"),
     sql: str = typer.Argument("SELECT agent, profile, fault, count(*) AS n, avg(success::INT) AS success_rate "
                               "FROM trials GROUP BY ALL ORDER BY ALL", help="SQL over tables `trials` and `events`"),
     as_json: bool = typer.Option(False, "--json", help="rows as JSON objects"),
@@ -285,8 +316,8 @@ def query(
 
 @app.command()
 def export(
-    results: Path = typer.Argument(..., help="a results directory"),
-    output: Path = typer.Argument(..., help="file to write: .parquet or .csv"),
+    results: Path = typer.Argument(..., parser=_path, metavar="RESULTS", help="a results directory"),
+    output: Path = typer.Argument(..., parser=_path, metavar="OUTPUT", help="file to write: .parquet or .csv"),
     sql: str = typer.Option("SELECT * FROM trials", "--sql", help="what to export: one read-only SELECT "
                             "over tables `trials` and `events`"),
 ) -> None:
@@ -297,11 +328,11 @@ def export(
 
 @app.command()
 def propagation(
-    results: Path = typer.Argument(..., help="a results directory (from run or sweep)"),
+    results: Path = typer.Argument(..., parser=_path, metavar="RESULTS", help="a results directory (from run or sweep)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
-    graphml: Optional[Path] = typer.Option(None, "--graphml", help="write the aggregated propagation graph "
+    graphml: Optional[Path] = typer.Option(None, "--graphml", parser=_path, help="write the aggregated propagation graph "
                                            "as GraphML (and JSON beside it)"),
-    trials_out: Optional[Path] = typer.Option(None, "--trials", help="write every trial's root causes "
+    trials_out: Optional[Path] = typer.Option(None, "--trials", parser=_path, help="write every trial's root causes "
                                               "(detection, steps and time to it, depth, blast radius) as JSON lines"),
 ) -> None:
     """Trace every fault and model error to what it broke; containment per graph node."""
@@ -327,10 +358,15 @@ def validate(files: List[str] = typer.Argument(..., help="scenario files (or shi
     bad = 0
     for f in files:
         try:
-            sc = load_scenario_file(f) if Path(f).exists() else resolve_scenario(f)[0]
+            # resolve_scenario reads a file too, and refuses paths the system cannot stat
+            sc = resolve_scenario(f)[0]
         except ScenarioError as e:
             bad += 1
             err.print(e.render(), highlight=False, markup=False)
+            continue
+        except (LookupError, ValueError) as e:
+            bad += 1
+            err.print(f"{f}: {e.args[0] if e.args else e}", highlight=False, markup=False)
             continue
         out.print(f"ok: {f}: {sc.name} — {len(sc.tools)} tools, {len(sc.golden_path)} golden steps, "
                   f"{len(sc.turns)} turns", highlight=False, soft_wrap=True)
@@ -347,7 +383,7 @@ def _write_text(path: Path, text: str) -> None:
 
 
 @app.command()
-def schema(output: Optional[Path] = typer.Option(None, "--out", "-o", help="write to a file"),
+def schema(output: Optional[Path] = typer.Option(None, "--out", "-o", parser=_path, help="write to a file"),
            events: bool = typer.Option(False, "--events", help="the schema of events.jsonl lines instead")) -> None:
     """Print the JSON Schema of scenario files (for editor completion), or of events."""
     text = json.dumps(events_json_schema() if events else json_schema(), indent=2)
@@ -372,7 +408,7 @@ def list_(what: Optional[str] = typer.Argument(None, help="scenarios, templates,
 @app.command()
 def replay(
     trial_id: str = typer.Argument(..., help="trial id (or a unique prefix) from a results directory"),
-    results: List[Path] = typer.Option([Path("results")], "--results", help="where to look for the trial"),
+    results: List[Path] = typer.Option([Path("results")], "--results", parser=_path, help="where to look for the trial"),
     as_json: bool = typer.Option(False, "--json", help="print events as JSON lines"),
 ) -> None:
     """Re-run one trial from its id and print its event trace."""

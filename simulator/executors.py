@@ -93,10 +93,15 @@ def check_executor(executor: str, scheduler: str | None = None) -> None:
         check(scheduler)
 
 
+# A week of wall time per trial is past any real trial, and below the ~24.8 days a
+# poll() timeout in milliseconds can hold; under a second would stop every trial.
+MIN_TRIAL_TIMEOUT_S, MAX_TRIAL_TIMEOUT_S = 1.0, 7 * 24 * 3600.0
+
+
 def check_timeout(trial_timeout_s: float | None) -> None:
-    if trial_timeout_s is not None and not trial_timeout_s > 0:
-        raise ValueError(f"the trial wall-time limit must be a positive number of seconds, "
-                         f"not {trial_timeout_s!r} (None: no limit)")
+    if trial_timeout_s is not None and not MIN_TRIAL_TIMEOUT_S <= trial_timeout_s <= MAX_TRIAL_TIMEOUT_S:
+        raise ValueError(f"--trial-timeout: a trial's wall-time limit is 0 (none) or {MIN_TRIAL_TIMEOUT_S:g} to "
+                         f"{MAX_TRIAL_TIMEOUT_S:.0f} seconds (7 days), not {trial_timeout_s!r}")
 
 
 def execute(specs: Iterable[TrialSpec], *, executor: str = "process", workers: int | None = None,

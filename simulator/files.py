@@ -35,6 +35,15 @@ def cannot_write(path: Path | str, reason: str | OSError) -> CannotWrite:
     return CannotWrite(f"cannot write {path}: {_reason(reason) if isinstance(reason, OSError) else reason}")
 
 
+def real_path(path: Path | str) -> Path:
+    """The path with its links followed; ResultsError for a loop of links."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as e:  # a loop is RuntimeError before Python 3.13, OSError after
+        raise ResultsError(f"cannot use {path}: a symbolic link that loops, or a path that cannot be "
+                           f"followed ({e})") from None
+
+
 def check_writable(path: Path | str, *, directory: bool = False) -> None:
     """Raise ResultsError ("cannot write PATH: reason") unless PATH can be written: as a
     directory (missing parents are created later), or as a file in an existing directory."""

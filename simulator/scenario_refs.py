@@ -61,6 +61,9 @@ def _from_template(name: str, fn, params: dict[str, Any]) -> tuple[Scenario, Sce
 def resolve_scenario(ref: str, params: dict[str, Any] | None = None) -> tuple[Scenario, ScenarioRef]:
     """Load a scenario from a reference; raise ScenarioError naming what is wrong."""
     params = dict(params or {})
+    if not ref.strip():
+        raise ScenarioError("SCENARIO", [("", None, f"the scenario reference {ref!r} is empty: give a scenario file, "
+                                                   f"a shipped scenario's name or a template ({', '.join(names('template'))})")])
     try:
         is_file = Path(ref).exists()
     except (OSError, ValueError):  # a NUL byte or a name too long for the file system: not a file

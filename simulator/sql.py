@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .files import CannotWrite, ResultsError, cannot_write, check_writable
+from .files import CannotWrite, ResultsError, cannot_write, check_writable, real_path
 from .store import DB_VERSION, build_db, results_dir
 
 ALLOWED = "one read-only SELECT statement (or WITH ... SELECT) over the tables trials and events"
@@ -88,13 +88,14 @@ def _lock(con, events: Path, output: Path | None) -> None:
 
 
 @contextmanager
-def connect(root: Path | str, output: Path | None = None) -> Iterator:
+def connect(root: Path | str, output: Path | None = None, rebuild: bool = False) -> Iterator:
     """A locked-down, read-only connection to a results directory's store, rebuilt first if the
-    log is newer or the layout older (into a private folder if the directory is not writable)."""
+    log is newer, the layout older or `rebuild` is set (into a private folder if the directory
+    is not writable)."""
     import duckdb
     root = results_dir(root)
     db, scratch = root / "results.duckdb", None
-    if not _fresh(db, root / "records.jsonl"):
+    if rebuild or not _fresh(db, root / "records.jsonl"):
         try:
             build_db(root)
         except CannotWrite:  # someone else's results: query a private copy of the table
@@ -103,7 +104,7 @@ def connect(root: Path | str, output: Path | None = None) -> Iterator:
     try:
         con = duckdb.connect(str(db), read_only=True, config=_SAFE)
         try:
-            _lock(con, (root / "events.jsonl").resolve(), output)
+            _lock(con, real_path(root / "events.jsonl"), output)
             yield con
         finally:
             con.close()
@@ -129,17 +130,29 @@ def _plain(rel):
                                  else _quote(c) for c, k in zip(rel.columns, kinds)))
 
 
+def _on_store(root: Path | str, output: Path | None, body):
+    """body(connection), once more on a store rebuilt from the log if the database file is
+    damaged: the log is the record of the run, the database only a copy of it."""
+    import duckdb
+    for rebuild in (False, True):
+        with connect(root, output, rebuild=rebuild) as con:
+            try:
+                return body(con)
+            except duckdb.Error as e:
+                if not rebuild and "corrupt" in str(e).lower():
+                    continue
+                raise _failed(e) from None
+
+
 def query(root: Path | str, sql: str) -> tuple[list[str], list[tuple]]:
     """Column names and rows of one SELECT over `trials` and `events` (at most MAX_ROWS)."""
-    import duckdb
     results_dir(root)
     check_select(sql)
-    with connect(root) as con:
-        try:
-            rel = _plain(con.sql(sql))
-            cols, rows = list(rel.columns), rel.limit(MAX_ROWS + 1).fetchall()
-        except duckdb.Error as e:
-            raise _failed(e) from None
+
+    def rows_of(con):
+        rel = _plain(con.sql(sql))
+        return list(rel.columns), rel.limit(MAX_ROWS + 1).fetchall()
+    cols, rows = _on_store(root, None, rows_of)
     if len(rows) > MAX_ROWS:
         raise ResultsError(f"the query returns more than {MAX_ROWS:,} rows; add a LIMIT, or write them all "
                            "to a file with `attrition export RESULTS FILE --sql ...`")
@@ -148,7 +161,6 @@ def query(root: Path | str, sql: str) -> tuple[list[str], list[tuple]]:
 
 def export(root: Path | str, out: Path | str, fmt: str | None = None, sql: str = "SELECT * FROM trials") -> Path:
     """Write one SELECT's rows to Parquet or CSV: whole, or not at all (no partial file)."""
-    import duckdb
     out = Path(out)
     results_dir(root)
     check_select(sql)
@@ -162,15 +174,14 @@ def export(root: Path | str, out: Path | str, fmt: str | None = None, sql: str =
         raise cannot_write(out, e) from None
     tmp = (scratch / f"export.{fmt}").resolve()
     try:
-        with connect(root, output=tmp) as con:
-            try:
-                rel = con.sql(sql)
-                if fmt == "parquet":
-                    rel.write_parquet(str(tmp))
-                else:
-                    rel.write_csv(str(tmp), header=True)
-            except duckdb.Error as e:
-                raise _failed(e) from None
+
+        def write(con):
+            rel = con.sql(sql)
+            if fmt == "parquet":
+                rel.write_parquet(str(tmp))
+            else:
+                rel.write_csv(str(tmp), header=True)
+        _on_store(root, tmp, write)
         os.replace(tmp, out)
     except OSError as e:
         raise cannot_write(out, e) from None

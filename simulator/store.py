@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 from pydantic import ValidationError
 
-from .files import ResultsError, atomic_write, cannot_write, numbered_lines, read_json
+from .files import ResultsError, atomic_write, cannot_write, check_writable, numbered_lines, read_json
 from .records import TrialRecord, versions
 from .scenario import Scenario, ScenarioError, parse_scenario
 from .scenario_refs import resolve_scenario
@@ -108,6 +108,24 @@ def _repair(root: Path, keep: set[str]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def check_store(root: Path) -> None:
+    """Raise ResultsError unless every file a run writes under `root` can be written: checked
+    as a whole first, so a run that cannot finish never starts by deleting the old logs."""
+    if not root.exists():
+        check_writable(root, directory=True)
+        return
+    for name in (*STORE_FILES, "results.duckdb.tmp"):
+        p = root / name
+        if p.is_symlink() and not p.exists():
+            raise cannot_write(p, "it is a symbolic link to nothing")
+        if p.exists():
+            check_writable(p)
+    kept = root / SCENARIOS
+    if kept.exists() and not kept.is_dir():
+        raise cannot_write(kept, "it is a file, not a directory (it keeps the scenarios' content)")
+    check_writable(root, directory=True)
+
+
 class ResultsStore:
     def __init__(self, root: Path, manifest: dict, resume: bool = False):
         self.root = Path(root)
@@ -121,6 +139,7 @@ class ResultsStore:
             self.manifest["created"] = old.get("created", self.manifest["created"])
             resumed = old.get("resumed")
             self.manifest["resumed"] = (resumed if isinstance(resumed, int) else 0) + 1
+        check_store(self.root)  # before anything is removed or appended: a refusal changes nothing
         try:
             self._open(resume)
         except OSError as e:

@@ -86,13 +86,15 @@ class StrictLoader(yaml.SafeLoader):
         # fails converting them with a bare ValueError: say where, and how to keep the text
         try:
             return super().construct_object(node, deep)
-        except (ValueError, OverflowError) as e:
-            if isinstance(e, yaml.YAMLError):
+        except (ValueError, OverflowError, KeyError, AttributeError, TypeError) as e:
+            # PyYAML's converters fail with whatever they hit (!!bool maybe: KeyError)
+            if isinstance(e, yaml.YAMLError) or not isinstance(node, yaml.ScalarNode):
                 raise
-            kind = {"int": "a whole number", "timestamp": "a date", "float": "a number"}.get(
-                node.tag.rsplit(":", 1)[-1], node.tag)
-            raise _Problem(node.start_mark.line + 1, f"{node.value!r} reads as {kind} but is not a valid one "
-                           f"({e}); quote it to keep it as text") from None
+            kind = {"int": "a whole number", "timestamp": "a date", "float": "a number",
+                    "bool": "true or false"}.get(node.tag.rsplit(":", 1)[-1], node.tag)
+            why = "" if isinstance(e, (KeyError, AttributeError, TypeError)) else f" ({e})"
+            raise _Problem(node.start_mark.line + 1, f"{node.value!r} reads as {kind} but is not a valid "
+                           f"one{why}; quote it to keep it as text") from None
 
 
 def expanded_size(node, memo: dict | None = None) -> int:

@@ -7,7 +7,7 @@ from typing import Iterable
 
 import networkx as nx
 
-from ..files import ResultsError, cannot_write, check_writable
+from ..files import ResultsError, cannot_write, check_writable, real_path
 from ..propagation import graph_json
 from ..store import STORE_FILES
 
@@ -18,6 +18,8 @@ def check_targets(graphml: Path | None, trials: Path | None, results: Path | Non
     targets = []
     if graphml is not None:
         graphml = Path(graphml)
+        if not graphml.name or not str(graphml).strip():
+            raise ResultsError("--graphml needs a file name, e.g. flow.graphml")
         if graphml.suffix.lower() == ".json":
             raise ResultsError(f"cannot write {graphml}: --graphml names the GraphML file, and its JSON goes "
                                "beside it with the suffix .json; give a name like flow.graphml")
@@ -26,9 +28,9 @@ def check_targets(graphml: Path | None, trials: Path | None, results: Path | Non
         if Path(trials) in targets:
             raise ResultsError(f"cannot write {trials}: the graphs are written there too")
         targets.append(Path(trials))
-    kept = {(Path(results) / f).resolve() for f in STORE_FILES} if results is not None else set()
+    kept = {real_path(Path(results) / f) for f in STORE_FILES} if results is not None else set()
     for t in targets:
-        if t.resolve() in kept:
+        if real_path(t) in kept:
             raise ResultsError(f"cannot write {t}: it is a file of the results directory being read")
         check_writable(t)
 
