@@ -130,6 +130,8 @@ def _path(text: str | Path) -> Path:
         return text
     if not text.strip():
         raise typer.BadParameter(f"{text!r} is blank: give a path")
+    if "\x00" in text:
+        raise typer.BadParameter(f"{text!r} holds a NUL byte, which no path can")
     return Path(text)
 
 
