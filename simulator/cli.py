@@ -20,7 +20,7 @@ from .propagation import propagation_results
 from .registry import PROBLEMS, entries, names
 from .replay import replay as replay_trial
 from .results import analyze_results
-from .runs import run_cell, run_sweep, sweep_dir
+from .runs import nothing_written, run_cell, run_sweep, sweep_dir
 from .report import graphs as graph_files
 from .report import terminal
 from .scenario import ScenarioError, json_schema
@@ -217,7 +217,11 @@ def _sweep_out(sweep_file: Path, resume: bool, out_dir: Path | None) -> Path | N
         _guard(lambda: check_writable(out_dir if out_dir is not None else Path("results"), directory=True))
         return out_dir
     out = out_dir if out_dir is not None else _guard(lambda: sweep_dir(load_sweep(sweep_file).name, True))
-    _guard(lambda: read_manifest(results_dir(out)))
+    if nothing_written(out):  # stopped before its first file: there is nothing to resume
+        err.print(f"nothing was written in {out} yet: running the sweep from the start", highlight=False,
+                  markup=False)
+        return _sweep_out(sweep_file, False, out)
+    _guard(lambda: read_manifest(out if (out / "manifest.json").is_file() else results_dir(out)))
     _guard(lambda: check_writable(out, directory=True))
     return out
 

@@ -106,6 +106,14 @@ def run_cell(scenario: str, params: dict | None, agent: str, *, trials: int, see
     return summary, out
 
 
+def nothing_written(out: Path) -> bool:
+    """A sweep killed before it wrote anything leaves no manifest and no records."""
+    try:
+        return not any((Path(out) / f).exists() for f in ("manifest.json", "records.jsonl"))
+    except OSError:  # a path the system refuses: let the writer say so
+        return False
+
+
 def sweep_dir(name: str, resume: bool) -> Path:
     base = Path("results")
     if resume:
@@ -156,8 +164,8 @@ def run_sweep(path: str | Path, *, executor: str = "process", workers: int | Non
     cells, merged, total = plan(sweep, str(path))
     if out is None:
         out = sweep_dir(sweep.name, resume)
-    elif resume and not (Path(out) / "records.jsonl").exists():
-        raise LookupError(f"nothing to resume in {out}: it has no records.jsonl")
+    elif resume and nothing_written(Path(out)):
+        resume = False  # stopped before its first file: run it all
     digests = [ref.model_dump(mode="json") for ref in cells]
     profiles = [{"label": p.label, "base": p.base, "params": p.params} for p in sweep.resolved_profiles()]
     if resume and (Path(out) / "manifest.json").exists():

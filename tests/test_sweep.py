@@ -143,9 +143,14 @@ def test_kill_9_then_resume_keeps_every_trial_exactly_once(tmp_path):
     assert starts == {i: 1 for i in ids}  # no events of the killed in-flight trial remain
 
 
-def test_resume_with_nothing_to_resume(tmp_path):
-    with pytest.raises(LookupError, match="nothing to resume"):
-        run_sweep(SMALL, executor="serial", out=tmp_path / "none", resume=True)
+def test_resuming_a_sweep_stopped_before_it_wrote_anything_runs_it_all(tmp_path):
+    # killed in its first seconds, before the results directory had any file
+    (tmp_path / "early").mkdir()
+    summary, out = run_sweep(SMALL, executor="serial", out=tmp_path / "early", resume=True)
+    assert summary["trials"] == 32
+    res = cli.invoke(app, ["sweep", str(SMALL), "--executor", "serial", "--resume", "--out", str(tmp_path / "never")])
+    assert res.exit_code == 0 and "nothing was written in" in res.stderr, res.output
+    assert len((tmp_path / "never" / "records.jsonl").read_text().splitlines()) == 32
 
 
 def test_analyze_json_contract(tmp_path):
