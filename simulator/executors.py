@@ -100,8 +100,9 @@ MIN_TRIAL_TIMEOUT_S, MAX_TRIAL_TIMEOUT_S = 1.0, 7 * 24 * 3600.0
 
 def check_timeout(trial_timeout_s: float | None) -> None:
     if trial_timeout_s is not None and not MIN_TRIAL_TIMEOUT_S <= trial_timeout_s <= MAX_TRIAL_TIMEOUT_S:
-        raise ValueError(f"--trial-timeout: a trial's wall-time limit is 0 (none) or {MIN_TRIAL_TIMEOUT_S:g} to "
-                         f"{MAX_TRIAL_TIMEOUT_S:.0f} seconds (7 days), not {trial_timeout_s!r}")
+        raise ValueError(f"--trial-timeout: a trial's wall-time limit is {MIN_TRIAL_TIMEOUT_S:g} to "
+                         f"{MAX_TRIAL_TIMEOUT_S:.0f} seconds (7 days), or none (0 on the command line), "
+                         f"not {trial_timeout_s!r}")
 
 
 def execute(specs: Iterable[TrialSpec], *, executor: str = "process", workers: int | None = None,
