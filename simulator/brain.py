@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from langchain_core.messages import AIMessage
 
@@ -21,41 +19,16 @@ from .faults.errors import ContextLengthExceeded
 from .agent_map import map_agents
 from .calls import answer, args_for, forgotten_source, stale, steps_left, task_args, tool_args, unclear_args
 from .oracle import ANN, GOOD_MODES, Belief, HistoryReader
+from .logodds import bend, logit, sigmoid
 from .profiles import ROOT_MODES
 from .rng import lognormal
 from .structured import Fill, fill
 from .tokens import count_text
 from .transcript import write_facts, write_task
-from .values import fabricate
+from .values import fabricate, snake_keys
 from .world import REF
 
 NOTICE_RATES = {"error": "notice_error", "malformed": "notice_malformed", "silent": "notice_silent_wrong"}
-
-
-def _logit(p: float) -> float:
-    return math.log(p / (1 - p))
-
-
-def _sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-x))
-
-
-def bend(u: float, width: float) -> float:
-    """max(0, u), or its smooth version w * log2(1 + 2^(u/w)) for a width w > 0 (written
-    so that 2^(u/w) never overflows)."""
-    if width <= 0:
-        return max(0.0, u)
-    t = u / width
-    return width * ((t + math.log2(1 + 2 ** -t)) if t > 0 else math.log2(1 + 2 ** t))
-
-
-def _snake(obj: Any) -> Any:
-    """Undo a camelCase rename (what a model that notices schema drift reads through)."""
-    if isinstance(obj, dict):
-        return {re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower(): _snake(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_snake(v) for v in obj]
-    return obj
 
 
 @dataclass
@@ -99,7 +72,7 @@ class Brain:
                 noticed = bool(notice) and self.rng.random() < notice
                 content = r.content
                 if noticed and r.artifact.get("drift") == "rename" and isinstance(r.content, dict):
-                    content = adapted[r.call_id] = _snake(r.content)  # reads through the renamed fields
+                    content = adapted[r.call_id] = snake_keys(r.content)  # reads through the renamed fields
                     noticed = False
                 v = "reject" if noticed else "accept"
                 verdicts[r.call_id] = v
@@ -129,7 +102,7 @@ class Brain:
     def hazard(self, context_tokens: int, n_uncorrected: int, noise: str | None = None,
                step: str | None = None) -> float:
         p, s = self.s.profile, self.s
-        x = _logit(p.base_hazard) + s.difficulty + s.scenario.difficulty
+        x = logit(p.base_hazard) + s.difficulty + s.scenario.difficulty
         if step is not None:
             x += s.step_difficulty(step)
         if p.context_rot and context_tokens > 0:
@@ -137,7 +110,7 @@ class Brain:
         x += p.self_conditioning * n_uncorrected
         if noise:
             x += p.ambiguity_penalty
-        return _sigmoid(x)
+        return sigmoid(x)
 
     # -- one call --------------------------------------------------------
     def respond(self, messages, tools: list[dict], schema: dict | None = None, nested: bool = False) -> AIMessage:
@@ -305,7 +278,7 @@ class Brain:
         s, p = self.s, self.s.profile
         d.ann["mode"] = d.mode
         signal = p.confidence_discrimination / 2 * (-1 if d.mode in ROOT_MODES else 1)
-        conf = _sigmoid(_logit(1 - p_err) + p.overconfidence + self.rng.gauss(0, 0.5) + signal)
+        conf = sigmoid(logit(1 - p_err) + p.overconfidence + self.rng.gauss(0, 0.5) + signal)
         d.ann["confidence"] = round(conf, 4)
         call = d.call
         out_tokens = count_text(d.content + (json.dumps(call["args"]) if call else "")) + 8 + p.reasoning_tokens

@@ -14,7 +14,6 @@ from rich.markup import escape
 
 from .design_loader import DesignError
 from .events import events_json_schema
-from .executors import check_timeout
 from .files import cannot_write, check_writable
 from .propagation import propagation_results
 from .registry import PROBLEMS, entries, names
@@ -23,8 +22,10 @@ from .results import analyze_results
 from .runs import nothing_written, run_cell, run_sweep, sweep_dir
 from .report import graphs as graph_files
 from .report import terminal
+from .report.progress import progress
+from .cli_args import params as _params, path as _path, timeout_ok as _timeout_ok
 from .scenario import ScenarioError, json_schema
-from .scenario_refs import parse_params, resolve_scenario
+from .scenario_refs import resolve_scenario
 from .spec import MAX_SEED, MAX_VIRTUAL_S
 from .sql import export as export_rows
 from .sql import query as query_rows
@@ -82,34 +83,6 @@ def _guard(fn):
         _fail(f"{e.filename}: {e.strerror}" if e.filename else f"cannot use a path: {e}")
 
 
-def _progress(total: int):
-    """A live bar on a terminal, sparse plain lines otherwise (CI logs)."""
-    state = {"done": 0, "succ": 0}
-    if sys.stderr.isatty():
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-        bar = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[speed]}"),
-                       TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[rate]}"),
-                       console=err, transient=True)
-        task = bar.add_task("run", total=total, rate="", speed="")
-
-        def tick(rec):
-            state["done"] += 1
-            state["succ"] += rec.outcome == "success"
-            speed = bar.tasks[0].speed
-            bar.update(task, advance=1, rate=f"success {terminal.pct(state['succ'] / state['done'])}",
-                       speed=f"{speed:.1f}/s" if speed else "")
-        return bar, tick
-    every = max(1, total // 10)
-
-    def tick(rec):
-        state["done"] += 1
-        state["succ"] += rec.outcome == "success"
-        if state["done"] % every == 0 or state["done"] == total:
-            print(f"[{state['done']}/{total}] success so far {terminal.pct(state['succ'] / state['done'])}",
-                  file=sys.stderr, flush=True)
-    return None, tick
-
-
 def _run_inputs(budget: list[str] | None, stagger: float, out_dir: Path | None) -> dict:
     """Check what `run` can check before any trial runs; return the budgets."""
     budgets = _guard(lambda: _params(budget, "--budget"))
@@ -122,33 +95,6 @@ def _run_inputs(budget: list[str] | None, stagger: float, out_dir: Path | None) 
               f"not {stagger}")
     _guard(lambda: check_writable(out_dir if out_dir is not None else Path("results"), directory=True))
     return budgets
-
-
-def _path(text: str | Path) -> Path:
-    # typer would read "" as ".", the current directory: a blank path is a mistake, not a choice
-    if isinstance(text, Path):  # a default
-        return text
-    if not text.strip():
-        raise typer.BadParameter(f"{text!r} is blank: give a path")
-    if "\x00" in text:
-        raise typer.BadParameter(f"{text!r} holds a NUL byte, which no path can")
-    return Path(text)
-
-
-def _params(items: list[str] | None, option: str) -> dict:
-    try:
-        return parse_params(items)
-    except ValueError as e:
-        raise ValueError(f"{option}: {e}") from None
-
-
-def _timeout_ok(value: float) -> float:
-    if value != 0:
-        try:
-            check_timeout(value)
-        except ValueError as e:
-            raise typer.BadParameter(str(e).removeprefix("--trial-timeout: ")) from None
-    return value
 
 
 @app.command()
@@ -184,7 +130,7 @@ def run(
 ) -> None:
     """Run an agent design through a scenario N times and report its success rate."""
     budgets = _run_inputs(budget, stagger, out_dir)
-    bar, tick = _progress(trials) if not as_json or sys.stderr.isatty() else (None, None)
+    bar, tick = progress(trials, err) if not as_json or sys.stderr.isatty() else (None, None)
     try:
         if bar:
             bar.start()
@@ -250,7 +196,7 @@ def sweep(
     state: dict = {}
 
     def on_start(total: int, done: int) -> None:
-        state["bar"], state["tick"] = _progress(total - done) if total > done else (None, None)
+        state["bar"], state["tick"] = progress(total - done, err) if total > done else (None, None)
         if done:
             err.print(f"resuming: {done} of {total} trials already done", highlight=False)
         if state["bar"]:

@@ -5,6 +5,8 @@ what it does not know) and propagation (which follows values through a trial).
 """
 from __future__ import annotations
 
+import re
+
 from typing import Any, Iterator
 
 
@@ -65,3 +67,12 @@ def set_path(obj: Any, path: tuple, value: Any) -> None:
     for p in path[:-1]:
         obj = obj[p]
     obj[path[-1]] = value
+
+
+def snake_keys(obj: Any) -> Any:
+    """Undo a camelCase rename (what a model that notices schema drift reads through)."""
+    if isinstance(obj, dict):
+        return {re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower(): snake_keys(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [snake_keys(v) for v in obj]
+    return obj

@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from simulator.brain import Brain, bend
+from simulator.brain import Brain
+from simulator.logodds import bend
 from simulator.profiles import get_profile
 from simulator.scenario_refs import resolve_scenario
 from simulator.session import Session
