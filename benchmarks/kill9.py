@@ -192,38 +192,35 @@ def tail(log: Path, n: int = 3) -> str:
 
 # --- records --------------------------------------------------------------------------
 
-def read_log(path: Path) -> tuple[list[dict], int]:
-    """The records of a records.jsonl, and how many of its lines are not a JSON object."""
-    recs, bad = [], 0
+def _objects(path: Path, key: str):
+    """Each line of a JSON-lines log as an object holding a text `key`, or None where it is not
+    one (a torn or damaged line: counted here, where the project's reader would refuse it)."""
     if not path.exists():
-        return recs, bad
+        return
     with open(path, "rb") as f:
         for line in f:
             try:
                 obj = json.loads(line)
             except ValueError:
-                bad += 1
-                continue
-            if isinstance(obj, dict) and isinstance(obj.get("trial_id"), str):
-                recs.append(obj)
-            else:
-                bad += 1
-    return recs, bad
+                obj = None
+            yield obj if isinstance(obj, dict) and isinstance(obj.get(key), str) else None
+
+
+def read_log(path: Path) -> tuple[list[dict], int]:
+    """The records of a records.jsonl, and how many of its lines are not a JSON object."""
+    objs = list(_objects(path, "trial_id"))
+    return [o for o in objs if o is not None], sum(o is None for o in objs)
 
 
 def read_events(path: Path) -> tuple[dict[str, list[dict]], int]:
     """A run's events.jsonl by trial id (in log order), and how many lines are unreadable."""
     out: dict[str, list[dict]] = {}
     bad = 0
-    if not path.exists():
-        return out, bad
-    with open(path, "rb") as f:
-        for line in f:
-            try:
-                e = json.loads(line)
-                out.setdefault(e["trial"], []).append(e)
-            except (ValueError, KeyError, TypeError):
-                bad += 1
+    for e in _objects(path, "trial"):
+        if e is None:
+            bad += 1
+        else:
+            out.setdefault(e["trial"], []).append(e)
     return out, bad
 
 

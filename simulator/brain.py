@@ -42,6 +42,7 @@ class Decision:
     filled: list = field(default_factory=list)
     guessed: list = field(default_factory=list)
     handoff: str | None = None  # the handoff tool it calls to pass the step to another agent
+    slips: list = field(default_factory=list)  # facts its answer quoted wrongly
 
 
 class Brain:
@@ -146,10 +147,9 @@ class Brain:
             d.ann["adapted"] = adapted
         if schema is not None:
             return self._structured(d, b, schema, remaining, p_err, ctx, extra_latency)
-        d.ann["p_error"] = p_err
         self._choose(d, b, bound, p_err, obey)
         self._adjust(d, b, bound, remaining)
-        self._compose(d, b, bound, final_turn=b.turn >= len(sc.turns) - 1)
+        self._compose(d, b, bound, p_err, final_turn=b.turn >= len(sc.turns) - 1)
         return self._emit(d, b, ctx, p_err, extra_latency)
 
     def _choose(self, d: "Decision", b: Belief, bound: dict, p_err: float, obey: dict | None) -> None:
@@ -220,7 +220,7 @@ class Brain:
                     and self.rng.random() < p.refetch_missing:
                 d.step, d.mode = src, "refetch"
 
-    def _compose(self, d: "Decision", b: Belief, bound: dict, final_turn: bool) -> None:
+    def _compose(self, d: "Decision", b: Belief, bound: dict, p_err: float, final_turn: bool) -> None:
         """The message the decision makes: a tool call, a question, or a final answer."""
         s, p = self.s, self.s.profile
         if d.mode in ("correct", "refetch", "fabricated_arg", "stale_arg", "skipped_step"):
@@ -264,10 +264,9 @@ class Brain:
             d.ann["facts"] = True
         elif d.mode != "clarify":
             # an agent working for another states what it knows, and invents nothing for the user
-            slips: list = []
+            d.slips = []
             d.content = answer(self.s, self.rng, b, final_turn, invent=not b.delegated,
-                               misremember=p.recall_in_answer * d.ann.get("p_error", 0.0), slips=slips)
-            d.ann["misremembered"] = slips or None
+                               misremember=p.recall_in_answer * p_err, slips=d.slips)
             if b.delegated:  # ...and reports what it established
                 d.content += " Results: " + write_facts(b.known, s.oracle.order)
                 d.ann["facts"] = True
@@ -291,8 +290,7 @@ class Brain:
                      output_tokens=out_tokens, latency_s=round(lat, 6), uncorrected=len(b.uncorrected),
                      filled_missing=d.filled or None, guessed=d.guessed or None, skipped=d.ann.get("skipped"),
                      clarify=d.ann.get("clarify"), verdicts=d.ann["verdicts"] or None,
-                     misremembered=d.ann.pop("misremembered", None))
-        d.ann.pop("p_error", None)
+                     misremembered=d.slips or None)
         return self._message(d.content, call, d.ann, ctx, out_tokens, conf)
 
     def _structured(self, d: "Decision", b: Belief, schema: dict, remaining: list[str], p_err: float,

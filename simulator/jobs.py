@@ -83,8 +83,3 @@ class JobMaker:
         """Run `spec` on this scenario content instead of what its reference resolves to now
         (a replay of the content a results directory kept)."""
         self._scenarios[digest(spec.scenario.model_dump())] = (scenario, scenario.digest())
-
-    def digest(self, spec: TrialSpec) -> str:
-        """The content digest of the scenario a spec resolves to today."""
-        self(spec)
-        return self._scenarios[digest(spec.scenario.model_dump())][1]

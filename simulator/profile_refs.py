@@ -43,9 +43,6 @@ class ResolvedProfile:
     params: dict = field(default_factory=dict)
     label: str = ""
 
-    def profile(self) -> Profile:
-        return get_profile(self.base, **self.params)
-
     def tags(self) -> dict:
         # a preset used as it is adds no tag: trial ids made before profile files stay the same
         return {"profile": self.label} if self.label != self.base else {}

@@ -129,28 +129,27 @@ def sweep_dir(name: str, resume: bool) -> Path:
     return out
 
 
-def _same_scenarios(before: list | None, now: list, out: Path) -> None:
-    """A scenario whose content changed since the sweep started would give its cells new
-    trial ids: resuming would run them again beside the old ones."""
-    if not isinstance(before, list):  # a sweep started before the manifest kept its scenarios
+def _unchanged(before: list | None, now: list, out: Path, changed: Callable[[dict, dict, Path], str]) -> None:
+    """A scenario's content or a profile file that changed since the sweep started would give
+    its cells new trial ids: resuming would run them again beside the old ones. `changed`
+    names what changed, from its entry then and now."""
+    if not isinstance(before, list):  # a sweep started before the manifest kept them
         return
     for old, new in zip(before, now):
-        if isinstance(old, dict) and old.get("digest") != new["digest"]:
-            params = f" with {new['params']}" if new["params"] else ""
-            raise LookupError(f"scenario {new['ref']}{params} has changed since the sweep in {out} started "
-                              f"(content digest {old.get('digest')}, now {new['digest']}); resuming would mix "
-                              "two versions of it (restore it, or run without --resume or with another --out)")
+        new = json.loads(json.dumps(new, default=str))  # as the manifest holds it
+        if isinstance(old, dict) and old != new:
+            raise LookupError(changed(old, new, out) + "; resuming would mix two versions of it "
+                              "(restore it, or run without --resume or with another --out)")
 
 
-def _same_profiles(before: list | None, now: list, out: Path) -> None:
-    """Likewise a profile file edited since the sweep started."""
-    if not isinstance(before, list):
-        return
-    for old, new in zip(before, now):
-        if isinstance(old, dict) and old != json.loads(json.dumps(new, default=str)):
-            raise LookupError(f"profile {new['label']} has changed since the sweep in {out} started; resuming "
-                              "would mix two versions of it (restore it, or run without --resume or with "
-                              "another --out)")
+def _scenario_changed(old: dict, new: dict, out: Path) -> str:
+    params = f" with {new['params']}" if new["params"] else ""
+    return (f"scenario {new['ref']}{params} has changed since the sweep in {out} started "
+            f"(content digest {old.get('digest')}, now {new['digest']})")
+
+
+def _profile_changed(old: dict, new: dict, out: Path) -> str:
+    return f"profile {new['label']} has changed since the sweep in {out} started"
 
 
 def run_sweep(path: str | Path, *, executor: str = "process", workers: int | None = None,
@@ -174,8 +173,8 @@ def run_sweep(path: str | Path, *, executor: str = "process", workers: int | Non
         if old is not None and old != sweep.model_dump(mode="json"):
             raise LookupError(f"{path} has changed since the sweep in {out} started; resuming would mix "
                               "two sweeps (run it without --resume, or with another --out)")
-        _same_scenarios(prior.get("scenarios"), digests, out)
-        _same_profiles(prior.get("profiles"), profiles, out)
+        _unchanged(prior.get("scenarios"), digests, out, _scenario_changed)
+        _unchanged(prior.get("profiles"), profiles, out, _profile_changed)
     manifest = {"run_id": Path(out).name, "command": "sweep", "sweep_file": str(path),
                 "sweep": sweep.model_dump(mode="json"), "seed": sweep.seed, "trials": total,
                 "executor": executor, "scenarios": digests,

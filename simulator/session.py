@@ -54,10 +54,10 @@ class Session:
         self.oracle = Oracle(self.scenario)
         self.counter = TokenCounter()
         self.world = copy.deepcopy(self.scenario.world)
-        family = self.scenario.family or self.scenario.name
+        self.family = self.scenario.family or self.scenario.name
         # Difficulty is drawn per task family, not per replicate: repeated trials of
         # one task share it, which is why pass^k falls slower than p^k.
-        self.difficulty = stream(self.seed, "difficulty", family, self.profile.name).gauss(
+        self.difficulty = stream(self.seed, "difficulty", self.family, self.profile.name).gauss(
             0.0, self.profile.difficulty_sd)
         self.tool_rng = self.stream("tool-latency")
         self.library_rng = self.stream("library-jitter")
@@ -70,8 +70,8 @@ class Session:
         got = self._step_difficulty.get(step)
         if got is None:
             sd = self.profile.step_difficulty_sd
-            drawn = stream(self.seed, "step-difficulty", self.scenario.family or self.scenario.name, step,
-                           self.profile.name).gauss(0.0, sd) if sd else 0.0
+            drawn = stream(self.seed, "step-difficulty", self.family, step, self.profile.name).gauss(0.0, sd) \
+                if sd else 0.0
             got = self._step_difficulty[step] = self.oracle.steps[step].difficulty + drawn
         return got
 

@@ -93,10 +93,14 @@ class SweepFile(BaseModel):
     concurrency: int = Field(1, ge=1, le=MAX_CONCURRENCY, description="sessions sharing one virtual environment, "
                              f"1 to {MAX_CONCURRENCY:,}")
     _lines: dict = PrivateAttr(default_factory=dict)  # field path -> line, for plan()'s problems
+    _profiles: list | None = PrivateAttr(None)
 
     def resolved_profiles(self) -> list[ResolvedProfile]:
-        """Each entry of `profiles` as a base preset, its changes and its label."""
-        return [resolve_profile(p.ref, p.params, p.label) for p in self.profiles]
+        """Each entry of `profiles` as a base preset, its changes and its label (read once:
+        the specs and the manifest must see the same files)."""
+        if self._profiles is None:
+            self._profiles = [resolve_profile(p.ref, p.params, p.label) for p in self.profiles]
+        return self._profiles
 
     @field_serializer("profiles")
     def _short_profiles(self, v: list[ProfileAxis]):

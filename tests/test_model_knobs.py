@@ -71,8 +71,8 @@ def test_a_scenario_annotates_a_hard_step():
     assert hard.digest() != sc.digest()
     s = Session("t" * 16, 0, 0, hard, get_profile("strong"), Clock())
     assert s.step_difficulty(hard.golden_path[1].id) == 2.5 and s.step_difficulty(hard.golden_path[0].id) == 0.0
-    # unannotated steps leave the digest (and so every trial id) as it was
-    assert type(sc).model_validate(sc.model_dump()).digest() == sc.digest()
+    # unannotated steps leave the digest (and so every trial id) as it was before steps had one
+    assert sc.digest() == "bcbf4e5440bf8d83"
 
 
 def test_recall_in_answer_misquotes_facts_in_the_final_answer():
