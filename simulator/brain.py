@@ -106,12 +106,25 @@ class Brain:
         x = logit(p.base_hazard) + s.difficulty + s.scenario.difficulty
         if step is not None:
             x += s.step_difficulty(step)
+        z_step = s.step_z(step) if step is not None else 0.0
+        fixed = s.scenario.difficulty + (s.oracle.steps[step].difficulty if step is not None else 0.0)
         if p.context_rot and context_tokens > 0:
             x += p.context_rot * bend(math.log2(context_tokens / p.effective_context), p.context_softness)
         x += p.self_conditioning * n_uncorrected
         if noise:
             x += p.ambiguity_penalty
+        # what the decision's log-odds were made of, less the profile's numbers: enough to
+        # score the same decision under another profile (calibrate.py)
+        self.terms = {"z_task": round(s.difficulty_z, 6), "z_step": round(z_step, 6), "fixed": fixed,
+                      "ambiguous": bool(noise)}
+        self.draws: list = []
         return sigmoid(x)
+
+    def _draw(self, p: float, kind: str = "error") -> bool:
+        """One draw against the hazard, recorded with the decision."""
+        hit = self.rng.random() < p
+        self.draws.append([kind, int(hit)])
+        return hit
 
     # -- one call --------------------------------------------------------
     def respond(self, messages, tools: list[dict], schema: dict | None = None, nested: bool = False) -> AIMessage:
@@ -165,7 +178,7 @@ class Brain:
             d.mode = "finish"
         elif self.s.oracle.steps[d.step].tool not in bound:
             self._delegate(d, bound, p_err)
-        elif self.rng.random() < p_err:
+        elif self._draw(p_err):
             modes = list(p.error_modes)
             d.mode = self.rng.choices(modes, weights=[p.error_modes[m] for m in modes])[0]
         else:
@@ -195,7 +208,7 @@ class Brain:
             d.mode = "handback"
             return
         d.mode, d.handoff = "handoff", right[0]
-        if self.rng.random() < p_err and len(handoffs) > 1:  # the wrong colleague
+        if self._draw(p_err) and len(handoffs) > 1:  # the wrong colleague
             d.mode, d.handoff = "wrong_tool", self.rng.choice([n for n in handoffs if n != right[0]])
 
     def _adjust(self, d: "Decision", b: Belief, bound: dict, remaining: list[str]) -> None:
@@ -266,7 +279,7 @@ class Brain:
             # an agent working for another states what it knows, and invents nothing for the user
             d.slips = []
             d.content = answer(self.s, self.rng, b, final_turn, invent=not b.delegated,
-                               misremember=p.recall_in_answer * p_err, slips=d.slips)
+                               misremember=p.recall_in_answer * p_err, slips=d.slips, drawn=self.draws)
             if b.delegated:  # ...and reports what it established
                 d.content += " Results: " + write_facts(b.known, s.oracle.order)
                 d.ann["facts"] = True
@@ -290,7 +303,7 @@ class Brain:
                      output_tokens=out_tokens, latency_s=round(lat, 6), uncorrected=len(b.uncorrected),
                      filled_missing=d.filled or None, guessed=d.guessed or None, skipped=d.ann.get("skipped"),
                      clarify=d.ann.get("clarify"), verdicts=d.ann["verdicts"] or None,
-                     misremembered=d.slips or None)
+                     misremembered=d.slips or None, hazard=self.terms, draws=self.draws or None)
         return self._message(d.content, call, d.ann, ctx, out_tokens, conf)
 
     def _structured(self, d: "Decision", b: Belief, schema: dict, remaining: list[str], p_err: float,
@@ -305,7 +318,7 @@ class Brain:
         said += " Results: " + write_facts(b.known, done) if done else ""
         f = Fill(plan=plan, answer=said,
                  known=b.known, route_score=self._route_score(remaining), verdict=not b.uncorrected,
-                 err=self.rng.random() < p_err, rng=self.rng)
+                 err=self._draw(p_err), rng=self.rng)
         value = fill(schema["parameters"], f)
         d.mode = f.errors[0] if f.errors else "structured"
         args = value if isinstance(value, dict) else {"value": value}

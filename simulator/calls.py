@@ -95,9 +95,10 @@ def tool_args(rng, tool: dict, b: Belief) -> dict:
     return out
 
 def answer(s, rng, b: Belief, final_turn: bool, invent: bool = True, misremember: float = 0.0,
-           slips: list | None = None) -> str:
+           slips: list | None = None, drawn: list | None = None) -> str:
     """The reply's facts: the ones it knows (each misremembered with probability
-    `misremember`, noted in `slips`), and (unless told not to) invented ones for the rest."""
+    `misremember`, noted in `slips`, each draw in `drawn`), and (unless told not to)
+    invented ones for the rest."""
     sc = s.scenario
     facts = list(sc.turns[min(b.turn, len(sc.turns) - 1)].answer_must_contain)
     if final_turn:
@@ -109,10 +110,14 @@ def answer(s, rng, b: Belief, final_turn: bool, invent: bool = True, misremember
             continue
         if v is MISSING:
             v = fabricate(resolve(f, s.oracle.golden.outputs), rng)
-        elif misremember and rng.random() < misremember:  # no draw at 0: streams stay aligned
-            v = fabricate(v, rng)
-            if slips is not None:
-                slips.append(str(f))
+        elif misremember:  # no draw at 0: streams stay aligned
+            slip = rng.random() < misremember
+            if drawn is not None:
+                drawn.append(["recall", int(slip)])
+            if slip:
+                v = fabricate(v, rng)
+                if slips is not None:
+                    slips.append(str(f))
         said.append(str(v))
     body = "; ".join(dict.fromkeys(said))
     return f"Done. {body}." if body else "Done."

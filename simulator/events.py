@@ -115,6 +115,18 @@ class UserEnd(EventBase):
 
 # -- the model -----------------------------------------------------------------
 
+class HazardTerms(BaseModel):
+    """The draws and fixed terms behind one decision's error log-odds (see profiles.py):
+    logit = logit(base_hazard) + difficulty_sd * z_task + step_difficulty_sd * z_step + fixed
+            + context term (from context_tokens) + self_conditioning * uncorrected
+            + ambiguity_penalty if ambiguous."""
+    model_config = ConfigDict(extra="forbid")
+    z_task: float = Field(description="the task family's standard-normal difficulty draw")
+    z_step: float = Field(description="the golden step's standard-normal difficulty draw (0 with no step)")
+    fixed: float = Field(description="the scenario's and the golden step's own difficulty")
+    ambiguous: bool = Field(description="the request had typos or loose wording")
+
+
 class ModelCall(EventBase):
     """One model call. Three shapes: an agent decision (role agent or another acting
     role), `mode="summarize"` (role summarizer) and `mode="plan"` (role planner);
@@ -142,6 +154,11 @@ class ModelCall(EventBase):
         None, description="decision: tool call id -> whether the model took in or rejected its result")
     misremembered: list[str] | None = Field(None, description="decision: facts its answer quoted wrongly "
                                                               "(recall_in_answer)")
+    hazard: HazardTerms | None = Field(None, description="decision: what its error log-odds were made of, "
+                                       "less the profile's numbers")
+    draws: list[list[Literal["error", "recall"] | int]] | None = Field(
+        None, description="decision: each draw against the hazard, in order: [kind, 1 if it erred]; "
+                          "recall draws are scaled by recall_in_answer")
     kept: int | None = Field(None, description="summarize: known outputs kept in the summary")
     dropped: int | None = Field(None, description="summarize: known outputs dropped from the summary")
     steps: int | None = Field(None, description="plan: tool calls in the plan")

@@ -57,23 +57,27 @@ class Session:
         self.family = self.scenario.family or self.scenario.name
         # Difficulty is drawn per task family, not per replicate: repeated trials of
         # one task share it, which is why pass^k falls slower than p^k.
-        self.difficulty = stream(self.seed, "difficulty", self.family, self.profile.name).gauss(
-            0.0, self.profile.difficulty_sd)
+        # The standard-normal draws are kept apart from their scale, so the record of a
+        # decision can be re-scored under another profile (see calibrate.py).
+        self.difficulty_z = stream(self.seed, "difficulty", self.family, self.profile.name).gauss(0.0, 1.0)
+        self.difficulty = self.difficulty_z * self.profile.difficulty_sd
         self.tool_rng = self.stream("tool-latency")
         self.library_rng = self.stream("library-jitter")
         self.fault_runtime = FaultRuntime(tuple(self.faults), self)
-        self._step_difficulty: dict[str, float] = {}
+        self._step_z: dict[str, float] = {}
+
+    def step_z(self, step: str) -> float:
+        """The standard-normal draw behind a golden step's difficulty: fixed per task family
+        and step, so every replicate meets the same hard steps."""
+        got = self._step_z.get(step)
+        if got is None:
+            got = self._step_z[step] = stream(self.seed, "step-difficulty", self.family, step,
+                                              self.profile.name).gauss(0.0, 1.0)
+        return got
 
     def step_difficulty(self, step: str) -> float:
-        """The golden step's own difficulty plus the profile's draw for it: fixed per task
-        family and step, so every replicate meets the same hard steps."""
-        got = self._step_difficulty.get(step)
-        if got is None:
-            sd = self.profile.step_difficulty_sd
-            drawn = stream(self.seed, "step-difficulty", self.family, step, self.profile.name).gauss(0.0, sd) \
-                if sd else 0.0
-            got = self._step_difficulty[step] = self.oracle.steps[step].difficulty + drawn
-        return got
+        """The golden step's own difficulty plus the profile's spread times its draw."""
+        return self.oracle.steps[step].difficulty + self.profile.step_difficulty_sd * self.step_z(step)
 
     def stream(self, *keys):
         return stream(self.seed, self.scenario_key, self.replicate, *keys)
