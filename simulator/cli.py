@@ -376,5 +376,9 @@ def replay(
         raise typer.Exit(1)
 
 
+from .cli_calibrate import calibrate as _calibrate  # noqa: E402  (it reads this module's helpers)
+
+app.command(name="calibrate")(_calibrate)
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -117,3 +117,60 @@ def chain(length: int = 8, turns: int = 1, task: int = 0) -> dict:
         "success": {"state": [{"path": "reports"}], "answer_must_contain": ["{report.report_id}"]},
         "user_think_time": {"median_s": 15, "p95_s": 60},
     }
+
+
+# Filler for the recall template: plain sentences about other accounts, so the one fact the
+# user asks for is a needle in a haystack of look-alike notes (as in long-context recall
+# benchmarks), and the text is the same on every machine.
+_NOTE = ("Note {i}: account AC-{a:05d} was reviewed on day {d} of the quarter; the agent recorded "
+         "reference R{r:06d} and closed the review with no further action required. ")
+MAX_CONTEXT = 1_000_000
+
+
+def _haystack(tokens: int, task: int) -> str:
+    notes, size, i = [], 0, 0
+    while size < tokens - 50:  # chars / 4 is the tokens counted (tokens.py)
+        note = _NOTE.format(i=i, a=(i * 7919 + task * 131) % 100000, d=1 + (i * 37) % 90,
+                            r=(i * 104729 + task * 17) % 1000000)
+        notes.append(note)
+        size += len(note) / 4
+        i += 1
+    return "".join(notes)
+
+
+@register("template", "recall")
+def recall(context: int = 1000, task: int = 0, difficulty: float = 0.0) -> dict:
+    """A task whose answer needs recall: fetch one account's history, a document of about
+    `context` tokens of look-alike notes, and answer with the one reference code it holds.
+    The answer is only right if the code is recalled from deep in the context, so success
+    falls as the context grows (the profile's context_rot, context_softness and
+    recall_in_answer). `difficulty` shifts every decision's log-odds of error, to set how
+    hard the question is when the context is short.
+    context: 0 to 1,000,000 tokens; task: 0 to 1,000,000; difficulty: -10 to 10."""
+    size = whole("context", context, 0, MAX_CONTEXT, "tokens of history to search")
+    task = whole("task", task, 0, MAX_TASK, "which task of the family")
+    if isinstance(difficulty, bool) or not isinstance(difficulty, (int, float)) or not -10 <= difficulty <= 10:
+        raise ValueError(f"difficulty must be a number from -10 to 10 (log-odds); got {difficulty!r}")
+    acct = f"AC-{task:06d}"
+    code = f"K{(task * 7919 + 4243) % 1000000:06d}"
+    body = _haystack(size, task)
+    cut = len(body) // 2  # the needle sits in the middle, where recall is weakest
+    history = body[:cut] + f"Key note: the reference code for {acct} is {code}. " + body[cut:]
+    return {
+        "name": f"recall-{size}",
+        "description": f"Recall one code from a {size}-token account history.",
+        "domain": "records",
+        "family": f"recall/task-{task}",
+        "difficulty": float(difficulty),
+        "tools": {"get_history": {
+            "description": "Fetch an account's full history of notes by account id.",
+            "args": {"account_id": {"type": "string"}},
+            "effect": {"read": "histories", "key": "account_id"},
+            "latency": {"median_s": 1.0, "p95_s": 4}}},
+        "world": {"histories": {acct: {"account_id": acct, "code": code, "history": history}}},
+        "turns": [{"user": f"What is the reference code recorded for account {acct}? Please check its "
+                           "history and tell me.", "steps": ["s0"], "answer_must_contain": ["{s0.code}"]}],
+        "golden_path": [{"id": "s0", "tool": "get_history", "args": {"account_id": acct}}],
+        "success": {"answer_must_contain": ["{s0.code}"]},
+        "user_think_time": {"median_s": 15, "p95_s": 60},
+    }
