@@ -17,7 +17,8 @@ from langchain_core.messages import AIMessage
 from .faults.base import declared_flags
 from .faults.errors import ContextLengthExceeded
 from .agent_map import map_agents
-from .calls import answer, args_for, forgotten_source, stale, steps_left, task_args, tool_args, unclear_args
+from .calls import (answer, args_for, forgotten_source, route_score, stale, steps_left, task_args, tool_args,
+                    unclear_args)
 from .oracle import ANN, GOOD_MODES, Belief, HistoryReader
 from .logodds import bend, logit, sigmoid
 from .profiles import ROOT_MODES
@@ -332,23 +333,9 @@ class Brain:
         return self._emit(d, b, ctx, p_err, extra_latency, tool=schema["name"], args=args)
 
     def _route_score(self, remaining: list[str]):
-        """How well an option (a node, an agent, a route name) names where the next step is done."""
-        if not remaining:
-            return lambda option: 0.0
         if self.agents is None:
             self.agents = map_agents(getattr(self.s, "graph", None))
-        need = self.s.oracle.steps[remaining[0]].tool
-        holders = self.agents.holder(need)
-        words = set(need.lower().split("_")) | {w for a in holders for w in a.lower().replace("-", "_").split("_")}
-
-        def score(option: str) -> float:
-            o = option.lower().replace("-", "_").replace(" ", "_")
-            if option in holders or o == need:
-                return 3.0
-            if o in need or any(o in a.lower() for a in holders):
-                return 2.0
-            return len(set(o.split("_")) & words) / (1 + len(o.split("_")))
-        return score
+        return route_score(self.s.oracle, self.agents, remaining)
 
     def _latency(self, ctx: int, out_tokens: int) -> float:
         p = self.s.profile

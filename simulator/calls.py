@@ -1,6 +1,7 @@
-"""How the simulated model fills a call from its belief: which steps remain, the arguments
-of a step (known, forgotten, withheld, changed by the user, or invented), a stale value
-in place of the right one, and the facts of an answer.
+"""How the simulated model fills a call from its belief: which steps remain, the arguments of
+a step (known, forgotten, withheld, changed by the user, or invented), a stale value in
+place of the right one, the facts of an answer, and how well a route names where the next
+step is done.
 
 Plain functions over the session, the model's random stream and its belief, so the
 order of random draws is the model's own (brain.py calls them in a fixed order).
@@ -129,3 +130,21 @@ def task_args(s, step_id: str, b: Belief) -> dict:
     step = s.oracle.steps[step_id]
     args = resolve(step.args, b.known)
     return {k: (str(step.args[k]) if v is MISSING else v) for k, v in args.items()}
+
+
+def route_score(oracle, agents, remaining: list[str]):
+    """How well an option (a node, an agent, a route name) names where the next step is done."""
+    if not remaining:
+        return lambda option: 0.0
+    need = oracle.steps[remaining[0]].tool
+    holders = agents.holder(need)
+    words = set(need.lower().split("_")) | {w for a in holders for w in a.lower().replace("-", "_").split("_")}
+
+    def score(option: str) -> float:
+        o = option.lower().replace("-", "_").replace(" ", "_")
+        if option in holders or o == need:
+            return 3.0
+        if o in need or any(o in a.lower() for a in holders):
+            return 2.0
+        return len(set(o.split("_")) & words) / (1 + len(o.split("_")))
+    return score
