@@ -304,7 +304,7 @@ def calibrate(paths: list[str | Path], *, profile: str = "strong", scenario: str
         last_move, v = move, new
         if not free or np.all(np.abs(move) < 0.1 * TRUST) or np.all(trust < 0.1 * TRUST):
             break
-    boots = _bootstrap(sim, free, n_boot, seed, v, trust)
+    boots = _bootstrap(sim, free, n_boot, seed, v)
     values = to_values(v)
     intervals = {f: [float(np.percentile(boots[:, FITTABLE.index(f)], q)) for q in (2.5, 97.5)] for f in free}
     for f in free:
@@ -325,13 +325,13 @@ def _resample(sim: Sim, rng: np.random.Generator) -> list:
     return out
 
 
-def _bootstrap(sim: Sim, free: list[str], n_boot: int, seed: int, start: np.ndarray, trust: np.ndarray) -> np.ndarray:
-    """Refits on the table's tasks and the simulated tasks, both resampled within cells."""
+def _bootstrap(sim: Sim, free: list[str], n_boot: int, seed: int, start: np.ndarray) -> np.ndarray:
+    """Refits on the table's tasks and the simulated tasks, both resampled within cells, each
+    free to move as far as re-scoring reaches from where the trials were simulated."""
     rng = np.random.default_rng([seed, 7])
     reps = []
     for _ in range(n_boot):
-        v, _ = fit(sim.cells, sim.draws, sim.profile, sim.v, free, start=start, resample=_resample(sim, rng),
-                   trust=np.maximum(trust, TRUST / 2))
+        v, _ = fit(sim.cells, sim.draws, sim.profile, sim.v, free, start=start, resample=_resample(sim, rng))
         reps.append(v)
     return np.array(reps).reshape(-1, len(FITTABLE))
 

@@ -169,8 +169,9 @@ def recall(context: int = 1000, task: int = 0, difficulty: float = 0.0) -> dict:
             "latency": {"median_s": 1.0, "p95_s": 4}}},
         "world": {"histories": {acct: {"account_id": acct, "code": code, "history": history}}},
         "turns": [{"user": f"What is the reference code recorded for account {acct}? Please check its "
-                           "history and tell me.", "steps": ["s0"], "answer_must_contain": ["{s0.code}"]}],
+                           "history and tell me.", "steps": ["s0"]}],
         "golden_path": [{"id": "s0", "tool": "get_history", "args": {"account_id": acct}}],
+        # the code is asked for once, so it is recalled once (not per check that quotes it)
         "success": {"answer_must_contain": ["{s0.code}"]},
         "user_think_time": {"median_s": 15, "p95_s": 60},
     }
