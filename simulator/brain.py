@@ -3,8 +3,9 @@
 At each call it reads its belief back from the messages (see oracle.py), judges
 the tool results it has not yet seen, and then either makes the correct next call
 or commits one error mode, with a probability set by the profile's hazard (see
-profiles.py for the formula). It states a confidence, charges virtual latency and
-tokens, and records one `model_call` event per decision.
+profiles.py for the formula; it gives up only when something stands in its way). It
+states a confidence, charges virtual latency and tokens, and records one `model_call`
+event per decision.
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from langchain_core.messages import AIMessage
 from .faults.base import declared_flags
 from .faults.errors import ContextLengthExceeded
 from .agent_map import map_agents
-from .calls import (answer, args_for, forgotten_source, route_score, stale, steps_left, task_args, tool_args,
-                    unclear_args)
+from .calls import (answer, args_for, blocked, error_weights, forgotten_source, route_score, stale, steps_left,
+                    task_args, tool_args, unclear_args)
 from .oracle import ANN, GOOD_MODES, Belief, HistoryReader
 from .logodds import bend, logit, sigmoid
 from .profiles import ROOT_MODES
@@ -180,8 +181,7 @@ class Brain:
         elif self.s.oracle.steps[d.step].tool not in bound:
             self._delegate(d, bound, p_err)
         elif self._draw(p_err):
-            modes = list(p.error_modes)
-            d.mode = self.rng.choices(modes, weights=[p.error_modes[m] for m in modes])[0]
+            d.mode = self.rng.choices(*error_weights(p.error_modes, blocked(b, d.step)))[0]
         else:
             d.mode = "correct"
 

@@ -1,7 +1,7 @@
-"""How the simulated model fills a call from its belief: which steps remain, the arguments of
-a step (known, forgotten, withheld, changed by the user, or invented), a stale value in
-place of the right one, the facts of an answer, and how well a route names where the next
-step is done.
+"""How the simulated model fills a call from its belief: which steps remain, whether
+something stands in its way (the only time it gives up), the arguments of a step (known,
+forgotten, withheld, changed by the user, or invented), a stale value in place of the
+right one, the facts of an answer, and how well a route names where the next step is done.
 
 Plain functions over the session, the model's random stream and its belief, so the
 order of random draws is the model's own (brain.py calls them in a fixed order).
@@ -22,6 +22,20 @@ def steps_left(s, steps: list[str], b: Belief) -> list[str]:
     pos = s.oracle.position
     last = max((pos[x] for x in steps if x in b.done), default=-1)
     return [x for x in steps if x not in b.done and pos[x] > last]
+
+def blocked(b: Belief, step_id: str | None) -> bool:
+    """Whether something stands in the way of the step, the only time a model gives up:
+    results on the step were rejected (retries), a result in view failed (an error or an
+    unreadable reply), or an output it works from is an error result it took in."""
+    return bool(b.retries.get(step_id, 0) > 0 or b.broken or any(r.status != "ok" for r in b.unjudged))
+
+def error_weights(weights: dict[str, float], obstacle: bool) -> tuple[list[str], list[float]]:
+    """The error modes it can commit and their weights: giving up only with an obstacle. The
+    one draw among them is made either way, so the random stream stays aligned; a profile
+    that leaves no other way to err keeps giving up."""
+    modes = list(weights)
+    w = [0.0 if m == "give_up" and not obstacle else weights[m] for m in modes]
+    return modes, (w if any(w) else [weights[m] for m in modes])
 
 def unclear_args(s, step_id: str, b: Belief) -> list[str]:
     """Literal arguments of a step that the user withheld or contradicted."""

@@ -55,6 +55,7 @@ class Belief:
     retries: dict[str, int] = field(default_factory=dict)    # step id -> rejected results
     unjudged: list[Result] = field(default_factory=list)     # results since its last message
     uncorrected: set[str] = field(default_factory=set)       # steps done in an error mode, still in context
+    broken: set[str] = field(default_factory=set)            # steps whose output it took is an error result
     last_call: dict | None = None
     last_call_step: str | None = None
     asked_clarification: bool = False
@@ -78,6 +79,10 @@ class Belief:
             return
         self.known[r.step] = r.content if content is None else content
         self.done.add(r.step)
+        if r.status != "ok":
+            self.broken.add(r.step)
+        else:
+            self.broken.discard(r.step)
         if r.mode not in GOOD_MODES or r.status != "ok" or r.artifact.get("corrupted"):
             self.uncorrected.add(r.step)
         else:
@@ -142,9 +147,9 @@ class HistoryReader:
             self._keys.append(self._key(m))
         b = self.b
         return Belief(turn=b.turn, known=dict(b.known), done=set(b.done), retries=dict(b.retries),
-                      unjudged=list(b.unjudged), uncorrected=set(b.uncorrected), last_call=b.last_call,
-                      last_call_step=b.last_call_step, asked_clarification=b.asked_clarification,
-                      withheld=set(b.withheld), conflict=dict(b.conflict),
+                      unjudged=list(b.unjudged), uncorrected=set(b.uncorrected), broken=set(b.broken),
+                      last_call=b.last_call, last_call_step=b.last_call_step,
+                      asked_clarification=b.asked_clarification, withheld=set(b.withheld), conflict=dict(b.conflict),
                       override=dict(b.override), noise=b.noise, user_seen=b.user_seen, tasks=list(b.tasks),
                       done_before_task=set(b.done_before_task), delegated=b.delegated)
 
@@ -163,6 +168,7 @@ class HistoryReader:
         for step, value in read_facts(text, self.oracle.steps).items():
             self.b.known[step] = value
             self.b.done.add(step)
+            self.b.broken.discard(step)
 
     def _transcript(self, text: str) -> None:
         """Tool results in a transcript it is asked to read, taken for the steps their tools serve."""

@@ -1,0 +1,88 @@
+"""Decisions of the simulated model that a real model would not make: giving up with nothing
+in the way, counting a wrong tool's result as the step it meant to do, inventing a new value
+for the same missing fact on every call, never mistaking an id for a look-alike it has seen,
+every step equally hard; and a failure named by its cause, not only by its first error."""
+import json
+
+import pytest
+from langchain_core.messages import HumanMessage, ToolMessage
+
+from simulator.brain import Brain
+from simulator.calls import answer, args_for, error_weights, stale
+from simulator.gateway import Gateway
+from simulator.kit import Kit
+from simulator.oracle import ANN, Belief
+from simulator.profiles import ERROR_MODES, get_profile
+from simulator.records import TrialRecord
+from simulator.results import summarize
+from simulator.rng import stream
+from simulator.scenario_refs import resolve_scenario
+from simulator.session import Session
+from simulator.vclock import Clock
+from simulator.world import resolve
+
+from conftest import run
+
+
+def session(scenario="chain", params=None, profile="strong", **over):
+    sc, _ = resolve_scenario(scenario, params)
+    return Session("t" * 16, 0, 0, sc, get_profile(profile, **over), Clock())
+
+
+def force(monkeypatch, plan: dict[tuple[str, int], str], writers_too: bool = True) -> None:
+    """Every decision on a golden step is correct, except the n-th attempt at step x, which
+    takes the mode plan[(x, n)]; a forced wrong tool is a read unless `writers_too`."""
+    seen: dict[str, int] = {}
+    choose, compose = Brain._choose, Brain._compose
+
+    def forced_choose(self, d, b, bound, p_err, obey):
+        choose(self, d, b, bound, p_err, obey)
+        if d.step is not None and d.mode in ERROR_MODES + ("correct",):
+            seen[d.step] = seen.get(d.step, 0) + 1
+            d.mode = plan.get((d.step, seen[d.step]), "correct")
+
+    def forced_compose(self, d, b, bound, p_err, final_turn):
+        if d.mode == "wrong_tool" and not writers_too:
+            right = self.s.oracle.steps[d.step].tool
+            bound = {n: t for n, t in bound.items()
+                     if n == right or not self.s.scenario.tools[n].effect.writes}
+        compose(self, d, b, bound, p_err, final_turn)
+
+    monkeypatch.setattr(Brain, "_choose", forced_choose)
+    monkeypatch.setattr(Brain, "_compose", forced_compose)
+
+
+# -- giving up --------------------------------------------------------------------------
+
+def test_giving_up_is_drawn_only_when_something_stands_in_the_way():
+    weights = {"give_up": 0.5, "repeated_call": 0.5}
+    assert error_weights(weights, obstacle=False) == (["give_up", "repeated_call"], [0.0, 0.5])
+    assert error_weights(weights, obstacle=True) == (["give_up", "repeated_call"], [0.5, 0.5])
+    # a profile that leaves it no other way to err still gives up
+    assert error_weights({"give_up": 1.0}, obstacle=False) == (["give_up"], [1.0])
+
+
+def test_with_nothing_in_its_way_it_never_gives_up():
+    # repeating a read is harmless and nothing else can go wrong: nothing ever blocks it
+    recs = run("chain", params={"length": 8}, trials=6, seed=2,
+               profile_params={"base_hazard": 0.5, "error_modes": {"give_up": 0.5, "repeated_call": 0.5}})
+    modes = [e["mode"] for _, ev in recs for e in ev if e["event"] == "model_call"]
+    assert "repeated_call" in modes and "give_up" not in modes
+    assert all(r.outcome == "success" for r, _ in recs)
+
+
+def test_it_gives_up_after_an_obstacle():
+    # an invented id comes back "not found": it is noticed, and then giving up is possible
+    recs = run("chain", params={"length": 8}, trials=8, seed=2,
+               profile_params={"base_hazard": 0.5, "notice_error": 1.0,
+                               "error_modes": {"give_up": 0.5, "fabricated_arg": 0.5}})
+    gave_up = 0
+    for _, ev in recs:
+        rejected = False
+        for e in ev:
+            if e["event"] == "model_call":  # its verdicts are on the results it has just read
+                rejected = rejected or "reject" in (e.get("verdicts") or {}).values()
+                if e["mode"] == "give_up":
+                    assert rejected, "it gave up with nothing in its way"
+                    gave_up += 1
+    assert gave_up
