@@ -262,6 +262,7 @@ class Brain:
             correct = s.oracle.steps[d.step].tool
             name = self.rng.choice(sorted(n for n in bound if n != correct))
             d.call = {"name": name, "args": tool_args(self.rng, bound[name], b)}
+            d.step = None  # it did not do the step it meant to: its result is no step's output
         elif d.mode == "repeated_call":
             d.call = {"name": b.last_call["name"], "args": dict(b.last_call["args"])}
             d.step = b.last_call_step

@@ -86,3 +86,30 @@ def test_it_gives_up_after_an_obstacle():
                     assert rejected, "it gave up with nothing in its way"
                     gave_up += 1
     assert gave_up
+
+
+# -- a wrong tool ------------------------------------------------------------------------
+
+def test_a_wrong_tools_result_does_not_count_as_the_step(monkeypatch):
+    force(monkeypatch, {("s0", 1): "wrong_tool"})
+    s = session(params={"length": 4})
+    kit = Kit(s, Gateway(s).tools(), {})
+    llm = kit.model().bind_tools(kit.tools)
+    user = HumanMessage(s.scenario.turns[0].user, id="turn-0-0-0", additional_kwargs={ANN: {"turn": 0}})
+    first = llm.invoke([user])
+    call = first.tool_calls[0]
+    assert call["name"] != "get_ticket"
+    assert first.additional_kwargs[ANN]["calls"][call["id"]]["step"] is None
+    # the wrong tool answers with a record of its own; the step it meant to do is still to do
+    result = ToolMessage(json.dumps({"id": "ACC-000009", "next_id": "INV-000010", "code": "C00001"}),
+                         tool_call_id=call["id"])
+    again = llm.invoke([user, first, result]).tool_calls[0]
+    first_id = s.oracle.steps["s0"].args["ticket_id"]
+    assert (again["name"], again["args"]) == ("get_ticket", {"ticket_id": first_id})
+
+
+def test_a_harmless_wrong_tool_leaves_the_task_to_succeed(monkeypatch):
+    force(monkeypatch, {("s1", 1): "wrong_tool"}, writers_too=False)
+    (rec, events), = run("chain", params={"length": 4}, seed=1)
+    assert [e["mode"] for e in events if e["event"] == "model_call"].count("wrong_tool") == 1
+    assert rec.outcome == "success"
