@@ -18,8 +18,8 @@ from langchain_core.messages import AIMessage
 from .faults.base import declared_flags
 from .faults.errors import ContextLengthExceeded
 from .agent_map import map_agents
-from .calls import (answer, args_for, blocked, error_weights, forgotten_source, route_score, stale, steps_left,
-                    task_args, tool_args, unclear_args)
+from .calls import (answer, args_for, blocked, error_weights, fact_of, forgotten_source, make_up, route_score,
+                    stale, steps_left, task_args, tool_args, unclear_args)
 from .oracle import ANN, GOOD_MODES, Belief, HistoryReader
 from .logodds import bend, logit, sigmoid
 from .profiles import ROOT_MODES
@@ -27,7 +27,7 @@ from .rng import lognormal
 from .structured import Fill, fill
 from .tokens import count_text
 from .transcript import write_facts, write_task
-from .values import fabricate, snake_keys
+from .values import snake_keys
 from .world import REF
 
 NOTICE_RATES = {"error": "notice_error", "malformed": "notice_malformed", "silent": "notice_silent_wrong"}
@@ -252,16 +252,16 @@ class Brain:
                         d.mode = "fabricated_arg"
                 if d.mode == "fabricated_arg" and args:
                     k = self.rng.choice(sorted(args))
-                    args[k] = fabricate(args[k], self.rng)
+                    args[k] = make_up(s, self.rng, fact_of(s, d.step, k), args[k])
                 if d.guessed and d.mode in GOOD_MODES:
                     d.mode = "guessed"
                 d.call = {"name": s.oracle.steps[d.step].tool, "args": args}
         elif d.handoff is not None:
-            d.call = {"name": d.handoff, "args": tool_args(self.rng, bound[d.handoff], b)}
+            d.call = {"name": d.handoff, "args": tool_args(self.s, self.rng, bound[d.handoff], b)}
         elif d.mode == "wrong_tool":
             correct = s.oracle.steps[d.step].tool
             name = self.rng.choice(sorted(n for n in bound if n != correct))
-            d.call = {"name": name, "args": tool_args(self.rng, bound[name], b)}
+            d.call = {"name": name, "args": tool_args(self.s, self.rng, bound[name], b)}
             d.step = None  # it did not do the step it meant to: its result is no step's output
         elif d.mode == "repeated_call":
             d.call = {"name": b.last_call["name"], "args": dict(b.last_call["args"])}

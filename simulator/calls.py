@@ -1,7 +1,8 @@
 """How the simulated model fills a call from its belief: which steps remain, whether
 something stands in its way (the only time it gives up), the arguments of a step (known,
-forgotten, withheld, changed by the user, or invented), a stale value in place of the
-right one, the facts of an answer, and how well a route names where the next step is done.
+forgotten, withheld, changed by the user, or invented: one invention per fact in a trial),
+a stale value in place of the right one, the facts of an answer, and how well a route
+names where the next step is done.
 
 Plain functions over the session, the model's random stream and its belief, so the
 order of random draws is the model's own (brain.py calls them in a fixed order).
@@ -15,6 +16,21 @@ from .oracle import Belief
 from .values import fabricate, values_under
 from .world import MISSING, REF, resolve
 
+
+def make_up(s, rng, fact: str, value):
+    """A value it makes up in place of `value` for `fact` (a reference such as
+    "{order.order_id}", or "step.arg" for a value of the user's request). A model repeats
+    its own invention, so within a trial one fact keeps the first value invented for it.
+    The draws are made every time, so the random stream does not depend on what was
+    invented before."""
+    made = fabricate(value, rng)
+    return s.invented.setdefault((fact, json.dumps(value, sort_keys=True, default=str)), made)
+
+def fact_of(s, step_id: str, arg: str) -> str:
+    """The fact an argument of a golden step states: where its value comes from as written
+    ("{order.order_id}"), or "step.arg" for a value of the user's request."""
+    v = s.oracle.steps[step_id].args.get(arg)
+    return v if isinstance(v, str) and REF.search(v) else f"{step_id}.{arg}"
 
 def steps_left(s, steps: list[str], b: Belief) -> list[str]:
     """The request's steps still to do, after the furthest one it can see done: with a
@@ -77,13 +93,13 @@ def args_for(s, rng, role: str, step_id: str, b: Belief) -> tuple[dict, list[str
             else:
                 s.trace.emit("goal_change_missed", role=role, step=step_id, arg=k)
         elif key in b.withheld:
-            args[k] = fabricate(v, rng)
+            args[k] = make_up(s, rng, key, v)
             guessed.append(key)
         elif key in b.conflict:
             args[k] = rng.choice(b.conflict[key])
             guessed.append(key)
         elif v is MISSING:
-            args[k] = fabricate(golden.get(k, "unknown"), rng)
+            args[k] = make_up(s, rng, fact_of(s, step_id, k), golden.get(k, "unknown"))
             src = REF.search(str(step.args[k]))
             filled.append(f"{k}<-{src.group(1)}" if src else k)
     return args, filled, guessed
@@ -102,11 +118,12 @@ def stale(s, rng, step_id: str, args: dict, b: Belief) -> tuple[dict, str | None
             return args, k
     return args, None
 
-def tool_args(rng, tool: dict, b: Belief) -> dict:
+def tool_args(s, rng, tool: dict, b: Belief) -> dict:
     out = {}
     for name in tool["function"].get("parameters", {}).get("required", []):
         pool = values_under(b.known, name)
-        out[name] = rng.choice(pool) if pool else fabricate("X-100", rng)
+        fact = f"{tool['function']['name']}.{name}"
+        out[name] = rng.choice(pool) if pool else make_up(s, rng, fact, "X-100")
     return out
 
 def answer(s, rng, b: Belief, final_turn: bool, invent: bool = True, misremember: float = 0.0,
@@ -124,13 +141,13 @@ def answer(s, rng, b: Belief, final_turn: bool, invent: bool = True, misremember
         if v is MISSING and not invent:
             continue
         if v is MISSING:
-            v = fabricate(resolve(f, s.oracle.golden.outputs), rng)
+            v = make_up(s, rng, str(f), resolve(f, s.oracle.golden.outputs))
         elif misremember:  # no draw at 0: streams stay aligned
             slip = rng.random() < misremember
             if drawn is not None:
                 drawn.append(["recall", int(slip)])
             if slip:
-                v = fabricate(v, rng)
+                v = make_up(s, rng, str(f), v)
                 if slips is not None:
                     slips.append(str(f))
         said.append(str(v))

@@ -47,6 +47,8 @@ class Session:
     # tool itself and kept only the content); the model side recovers the fault flags here
     artifacts: dict = field(default_factory=dict)
     user_ids: set = field(default_factory=set)  # ids of the messages the scripted user sent
+    # (fact, true value) -> the value the model made up for it: it repeats its own inventions
+    invented: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.scenario_key = self.scenario_key or self.scenario.name

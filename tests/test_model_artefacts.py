@@ -113,3 +113,42 @@ def test_a_harmless_wrong_tool_leaves_the_task_to_succeed(monkeypatch):
     (rec, events), = run("chain", params={"length": 4}, seed=1)
     assert [e["mode"] for e in events if e["event"] == "model_call"].count("wrong_tool") == 1
     assert rec.outcome == "success"
+
+
+# -- inventions --------------------------------------------------------------------------
+
+def test_the_same_missing_fact_is_invented_the_same_way_within_a_trial():
+    s = session(params={"length": 6})
+    b = Belief()  # it knows nothing: the ticket id s2 needs is missing
+    one, _, _ = args_for(s, stream(1, "a"), "agent", "s2", b)
+    two, _, _ = args_for(s, stream(2, "b"), "agent", "s2", b)
+    assert one == two and one["invoice_id"] != s.oracle.golden.args["s2"]["invoice_id"]
+    # ...while another trial invents its own
+    other, _, _ = args_for(session(params={"length": 6}), stream(2, "b"), "agent", "s2", b)
+    assert other != one
+
+
+def test_remembering_an_invention_draws_the_same_as_inventing_afresh():
+    fresh, repeat = stream(7, "x"), stream(7, "x")
+    s = session(params={"length": 6})
+    args_for(s, stream(1, "a"), "agent", "s2", Belief())
+    args_for(s, repeat, "agent", "s2", Belief())                       # remembered
+    args_for(session(params={"length": 6}), fresh, "agent", "s2", Belief())  # invented
+    assert repeat.random() == fresh.random()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_premature_answer_names_one_invented_id_for_one_fact(seed):
+    # the last request and the task's success both ask for the report id: it is quoted once
+    s = session(params={"length": 6})
+    facts = s.scenario.turns[-1].answer_must_contain + s.scenario.success.answer_must_contain
+    assert len(facts) == 2 and len(set(facts)) == 1
+    said = answer(s, stream(seed, "answer"), Belief(), final_turn=True)
+    assert said.startswith("Done. ") and ";" not in said
+
+
+def test_a_trial_that_finishes_early_names_one_report_id(monkeypatch):
+    force(monkeypatch, {("s2", 1): "premature_finish"})
+    (rec, _), = run("chain", params={"length": 6}, seed=3)
+    assert rec.outcome == "failure" and rec.failure_mode == "premature_finish"
+    assert rec.answer.count("REP-") == 1
