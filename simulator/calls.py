@@ -1,8 +1,8 @@
 """How the simulated model fills a call from its belief: which steps remain, whether
 something stands in its way (the only time it gives up), the arguments of a step (known,
 forgotten, withheld, changed by the user, or invented: one invention per fact in a trial),
-a stale value in place of the right one, the facts of an answer, and how well a route
-names where the next step is done.
+a stale value in place of the right one (a value it knows, or a look-alike id it has
+seen), the facts of an answer, and how well a route names where the next step is done.
 
 Plain functions over the session, the model's random stream and its belief, so the
 order of random draws is the model's own (brain.py calls them in a fixed order).
@@ -10,11 +10,14 @@ order of random draws is the model's own (brain.py calls them in a fixed order).
 from __future__ import annotations
 
 import json
+import re
 
 from .faults.triggers import uniform
 from .oracle import Belief
-from .values import fabricate, values_under
+from .values import fabricate, leaves, values_under
 from .world import MISSING, REF, resolve
+
+_DIGITS, _UPPER, _LOWER = re.compile(r"\d"), re.compile(r"[A-Z]"), re.compile(r"[a-z]")
 
 
 def make_up(s, rng, fact: str, value):
@@ -110,13 +113,25 @@ def stale(s, rng, step_id: str, args: dict, b: Belief) -> tuple[dict, str | None
     for k in rng.sample(ref_args, len(ref_args)):
         m = REF.search(step.args[k])
         key = (m.group(2).rsplit(".", 1)[-1] or k) if m.group(2) else k
-        pool = values_under(b.known, key)
+        pool = values_under(b.known, key) + look_alikes(b.known, args[k])
         pool = sorted({json.dumps(v) for v in pool if v != args[k]})
         if pool:
             args = dict(args)
             args[k] = json.loads(rng.choice(pool))
             return args, k
     return args, None
+
+def look_alikes(known: dict, value) -> list:
+    """Ids it has seen in results it took in (a record's own id, the ids it lists as related)
+    written like `value`: the same pattern of letters, digits and separators. A stale id is
+    one of these, not only a value it knows as some step's output."""
+    if not isinstance(value, str) or not any(c.isdigit() for c in value):
+        return []
+    shape = _shape(value)
+    return [v for v in leaves(known) if isinstance(v, str) and _shape(v) == shape]
+
+def _shape(v: str) -> str:
+    return _LOWER.sub("a", _UPPER.sub("A", _DIGITS.sub("9", v)))
 
 def tool_args(s, rng, tool: dict, b: Belief) -> dict:
     out = {}

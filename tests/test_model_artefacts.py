@@ -152,3 +152,17 @@ def test_a_trial_that_finishes_early_names_one_report_id(monkeypatch):
     (rec, _), = run("chain", params={"length": 6}, seed=3)
     assert rec.outcome == "failure" and rec.failure_mode == "premature_finish"
     assert rec.answer.count("REP-") == 1
+
+
+# -- stale ids ---------------------------------------------------------------------------
+
+def test_a_stale_id_can_be_a_look_alike_it_has_seen():
+    s = session(params={"length": 12})
+    known = {x: s.oracle.golden.outputs[x] for x in ("s0", "s1", "s2", "s3", "s4", "s5")}
+    b = Belief(known=known, done=set(known))
+    args = resolve(s.oracle.steps["s6"].args, known)
+    outputs = {v for out in known.values() for k, v in out.items() if k in ("id", "next_id")}
+    decoys = {i for out in known.values() for i in out["see_also"]} - outputs
+    assert decoys  # ids a record names as related, never the output of a step it did
+    picked = {stale(s, stream(n, "stale"), "s6", args, b)[0]["ticket_id"] for n in range(200)}
+    assert picked & decoys and args["ticket_id"] not in picked
