@@ -109,7 +109,7 @@ class Brain:
         if step is not None:
             x += s.step_difficulty(step)
         z_step = s.step_z(step) if step is not None else 0.0
-        fixed = s.scenario.difficulty + (s.oracle.steps[step].difficulty if step is not None else 0.0)
+        fixed = s.scenario.difficulty + (s.oracle.difficulty[step] if step is not None else 0.0)
         if p.context_rot and context_tokens > 0:
             x += p.context_rot * bend(math.log2(context_tokens / p.effective_context), p.context_softness)
         x += p.self_conditioning * n_uncorrected

@@ -17,10 +17,28 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 
 from .agent_map import HANDOFF_METADATA
 from .transcript import read_facts, read_tasks, read_transcript, text_of
-from .world import run_golden
+from .values import leaves
+from .world import REF, run_golden
 
 ANN = "attrition"
 GOOD_MODES = ("correct", "refetch")
+# A step that copies one earlier output (the id a record names, to the next read) is the
+# kind every profile's figures were measured on, and it adds nothing. Each further source a
+# step's arguments combine (another step's output, or a value from the user's request) is
+# one more thing to get right: this many log-odds more hazard, added to the step's own
+# `difficulty`. Kept small: it separates copying from combining, it is not a calibration.
+COMBINE_DIFFICULTY = 0.2
+
+
+def sources(step) -> int:
+    """How many places a golden step's arguments come from: each earlier step they
+    reference, and the user's request for literal values (or text around a reference)."""
+    steps, request = set(), False
+    for v in leaves(step.args):
+        refs = [m.group(1) for m in REF.finditer(v)] if isinstance(v, str) else []
+        steps.update(refs)
+        request = request or not refs or bool(REF.sub("", v).strip())
+    return len(steps) + request
 
 
 @dataclass
@@ -34,6 +52,9 @@ class Oracle:
         self.order = [s.id for s in sc.golden_path]
         self.position = {s: i for i, s in enumerate(self.order)}
         self.golden = run_golden(sc)
+        # the log-odds each step adds to the hazard: its own, plus what it combines
+        self.difficulty = {st.id: st.difficulty + COMBINE_DIFFICULTY * max(0, sources(st) - 1)
+                           for st in sc.golden_path}
 
 
 @dataclass

@@ -78,8 +78,9 @@ class Session:
         return got
 
     def step_difficulty(self, step: str) -> float:
-        """The golden step's own difficulty plus the profile's spread times its draw."""
-        return self.oracle.steps[step].difficulty + self.profile.step_difficulty_sd * self.step_z(step)
+        """The golden step's difficulty (its own, plus what combining sources adds: see
+        oracle.py) plus the profile's spread times its draw."""
+        return self.oracle.difficulty[step] + self.profile.step_difficulty_sd * self.step_z(step)
 
     def stream(self, *keys):
         return stream(self.seed, self.scenario_key, self.replicate, *keys)

@@ -166,3 +166,26 @@ def test_a_stale_id_can_be_a_look_alike_it_has_seen():
     assert decoys  # ids a record names as related, never the output of a step it did
     picked = {stale(s, stream(n, "stale"), "s6", args, b)[0]["ticket_id"] for n in range(200)}
     assert picked & decoys and args["ticket_id"] not in picked
+
+
+# -- step difficulty by kind -------------------------------------------------------------
+
+def test_a_step_that_combines_sources_is_harder_than_one_that_copies():
+    s = session("support_refund")
+    d = s.oracle.difficulty
+    assert d["orders"] == d["order"] == d["customer"] == 0.0  # one source: copied
+    assert d["status"] == pytest.approx(0.2)                  # an output and a value of the request
+    assert d["refund"] == pytest.approx(0.4)                  # two outputs and the request
+    assert all(v == 0.0 for v in session(params={"length": 16}).oracle.difficulty.values())
+    brain = Brain(s, "agent")
+    brain.hazard(100, 0, step="refund")
+    assert brain.terms["fixed"] == pytest.approx(0.4)  # re-scoring a decision sees it too
+
+
+def test_an_annotated_step_adds_its_own_difficulty_to_its_kind():
+    sc, _ = resolve_scenario("support_refund")
+    data = sc.model_dump()
+    assert data["golden_path"][5]["id"] == "refund"
+    data["golden_path"][5]["difficulty"] = 1.0
+    s = Session("t" * 16, 0, 0, type(sc).model_validate(data), get_profile("strong"), Clock())
+    assert s.step_difficulty("refund") == pytest.approx(1.4)
