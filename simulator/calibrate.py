@@ -25,8 +25,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .analysis.reweight import (FITTABLE, TRUST, Cell, Draws, ess, fit, log_odds, pass_hat, to_values, to_vector,
-                                trial_loglik, weights)
+from .analysis.reweight import (FITTABLE, OBJECTIVES, TRUST, Cell, Draws, ess, fit, log_odds, pass_hat, target_pass,
+                                to_values, to_vector, trial_loglik, weights)
 from .analysis.tables import load_table
 from .profile_refs import resolve_profile
 from .profiles import get_profile
@@ -179,7 +179,7 @@ def plan(t: Target, scenario: str, length: int, tasks: int, replicates: int) -> 
 
 
 def simulate(t: Target, tasks: list[tuple[tuple, dict]], scenario: str, v: np.ndarray, *, profile: str, agent: str,
-             replicates: int, seed: int, workers: int | None, tick: Callable[[], None] | None = None) -> Sim:
+             replicates: int, seed: int, workers: int | None, tick: Callable[[Any], None] | None = None) -> Sim:
     from .executors import execute
     from .jobs import make_specs
     base = resolve_profile(profile)
@@ -203,7 +203,7 @@ def simulate(t: Target, tasks: list[tuple[tuple, dict]], scenario: str, v: np.nd
         success[ti, r] = rec.outcome == "success"
         _collect(events, int(index[ti, r]), cols, prof)
         if tick:
-            tick()
+            tick(rec)
     if failed:
         raise ValueError(f"{len(failed)} of {len(specs)} simulated trials ended in error (the design "
                          f"{agent!r} crashed on template {name!r}), e.g.: {failed[0].splitlines()[0]}")
@@ -269,11 +269,13 @@ class Calibration:
 
 def calibrate(paths: list[str | Path], *, profile: str = "strong", scenario: str = "chain", length: int = 16,
               tasks: int = 200, replicates: int = 8, rounds: int = 3, n_boot: int = 200, seed: int = 0,
-              fit_params: list[str] | None = None, where: dict | None = None, agent: str = "react",
-              workers: int | None = None, on_round: Callable[[int, int], Callable[[], None] | None] | None = None
+              fit_params: list[str] | None = None, objective: str = "pass_k", where: dict | None = None, agent: str = "react",
+              workers: int | None = None, on_round: Callable[[int, int], Callable[[Any], None] | None] | None = None
               ) -> Calibration:
     """Fit `fit_params` (default: every parameter the table can inform) of `profile` to the
-    table(s). `on_round(round, trials)` may return a tick called per finished trial."""
+    table(s). `on_round(round, trials)` may return a tick called with each finished trial's record."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"--objective {objective}: use one of {', '.join(OBJECTIVES)}")
     target = read_target(paths, where)
     unknown = [f for f in fit_params or [] if f not in FITTABLE]
     if unknown:
@@ -292,11 +294,11 @@ def calibrate(paths: list[str | Path], *, profile: str = "strong", scenario: str
         tick = on_round(rnd, len(plan_) * replicates) if on_round else None
         sim = simulate(target, plan_, scenario, v, profile=profile, agent=agent, replicates=replicates,
                        seed=seed, workers=workers, tick=tick)
-        new, ll = fit(sim.cells, sim.draws, sim.profile, v, free, trust=trust)
+        new, ll = fit(sim.cells, sim.draws, sim.profile, v, free, trust=trust, objective=objective)
         lw = trial_loglik(sim.draws, new, sim.profile) - trial_loglik(sim.draws, v, sim.profile)
         share = float(np.mean([ess(weights(lw[c.rows])).mean() for c in sim.cells]) / replicates)
         history.append({"round": rnd, "simulated_at": to_values(v), "estimate": to_values(new),
-                        "log_likelihood": round(ll, 3), "effective_replicates": round(share, 3)})
+                        objective: round(ll, 4), "effective_replicates": round(share, 3)})
         move = new - v
         # a parameter that turned back is near its optimum, blurred by simulation noise:
         # narrow its box, so the rounds settle instead of swinging from edge to edge
@@ -304,7 +306,7 @@ def calibrate(paths: list[str | Path], *, profile: str = "strong", scenario: str
         last_move, v = move, new
         if not free or np.all(np.abs(move) < 0.1 * TRUST) or np.all(trust < 0.1 * TRUST):
             break
-    boots = _bootstrap(sim, free, n_boot, seed, v)
+    boots = _bootstrap(sim, free, n_boot, seed, v, objective)
     values = to_values(v)
     intervals = {f: [float(np.percentile(boots[:, FITTABLE.index(f)], q)) for q in (2.5, 97.5)] for f in free}
     for f in free:
@@ -313,7 +315,7 @@ def calibrate(paths: list[str | Path], *, profile: str = "strong", scenario: str
     table = goodness_of_fit(sim, target, v, boots, seed)
     return Calibration(profile, values, intervals, free, cannot, history, table, target,
                        settings={"scenario": scenario, "tasks": tasks, "replicates": replicates, "seed": seed,
-                                 "agent": agent, "bootstrap": n_boot,
+                                 "agent": agent, "bootstrap": n_boot, "objective": objective,
                                  **({"length": length} if not target.has_length else {})})
 
 
@@ -325,20 +327,16 @@ def _resample(sim: Sim, rng: np.random.Generator) -> list:
     return out
 
 
-def _bootstrap(sim: Sim, free: list[str], n_boot: int, seed: int, start: np.ndarray) -> np.ndarray:
+def _bootstrap(sim: Sim, free: list[str], n_boot: int, seed: int, start: np.ndarray, objective: str) -> np.ndarray:
     """Refits on the table's tasks and the simulated tasks, both resampled within cells, each
     free to move as far as re-scoring reaches from where the trials were simulated."""
     rng = np.random.default_rng([seed, 7])
     reps = []
     for _ in range(n_boot):
-        v, _ = fit(sim.cells, sim.draws, sim.profile, sim.v, free, start=start, resample=_resample(sim, rng))
+        v, _ = fit(sim.cells, sim.draws, sim.profile, sim.v, free, start=start, resample=_resample(sim, rng),
+                   objective=objective)
         reps.append(v)
     return np.array(reps).reshape(-1, len(FITTABLE))
-
-
-def _target_pass(counts: list[tuple[int, int]], k: int) -> float | None:
-    vals = [math.comb(c, k) / math.comb(n, k) for c, n in counts if n >= k]
-    return float(np.mean(vals)) if vals else None
 
 
 def _sim_pass(sim: Sim, lw: np.ndarray, k: int, tasks: list | None = None) -> float:
@@ -362,8 +360,8 @@ def goodness_of_fit(sim: Sim, t: Target, v: np.ndarray, boots: np.ndarray, seed:
     reps = [_resample(sim, rng) for _ in range(len(boots) or 1)]
     out: dict = {"pass_hat_k": [], "cells": []}
     for k in ks:
-        est = _target_pass([x for c in sim.cells for x in c.counts], k)
-        t_reps = [_target_pass([x for cnt, _ in r for x in cnt], k) for r in reps]
+        est = target_pass([x for c in sim.cells for x in c.counts], k)
+        t_reps = [target_pass([x for cnt, _ in r for x in cnt], k) for r in reps]
         s_reps = [_sim_pass(sim, lw, k, [tk for _, tk in r]) for r in reps]
         out["pass_hat_k"].append({"k": k, "target": est, "target_ci": _ci(t_reps), "simulated": _sim_pass(sim, lw, k),
                                   "simulated_ci": _ci(s_reps), "n_tasks": t.tasks,

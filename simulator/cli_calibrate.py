@@ -33,6 +33,8 @@ def calibrate(
     fit: Optional[str] = typer.Option(None, "--fit", help="comma-separated parameters to fit (default: every one "
                                       "the tables can inform): base_hazard, difficulty_sd, step_difficulty_sd, "
                                       "context_rot"),
+    objective: str = typer.Option("pass_k", "--objective", help="pass_k: match the table's pass^1..k in each "
+                                  "cell (least squares); likelihood: the table's per-task success counts"),
     where: Optional[List[str]] = typer.Option(None, "--where", help="keep only rows with KEY=VALUE (repeatable), "
                                               "e.g. --where profile=weak"),
     agent: str = typer.Option("react", "--agent", help="the design the simulated tasks run through"),
@@ -62,12 +64,12 @@ def calibrate(
         state["bar"], tick = progress(total, cli.err)
         if state["bar"]:
             state["bar"].start()
-        return lambda: tick(_Done)
+        return tick
 
     try:
         c = cli._guard(lambda: run(tables, profile=profile, scenario=scenario, length=length, tasks=tasks,
                                    replicates=replicates, rounds=rounds, n_boot=n_boot, seed=seed,
-                                   fit_params=fit_params, where=cli._guard(lambda: _params(where, "--where")),
+                                   fit_params=fit_params, objective=objective, where=cli._guard(lambda: _params(where, "--where")),
                                    agent=agent, workers=workers, on_round=on_round))
     except KeyboardInterrupt:
         cli._fail("interrupted: nothing written", code=130)
@@ -83,7 +85,3 @@ def calibrate(
                           "goodness_of_fit": c.fit_table}, indent=2, default=float))
     else:
         sys.stdout.write(render(c, str(out_file), **cli._style()))
-
-
-class _Done:  # the progress bar counts successes; calibration trials are not the user's
-    outcome = None

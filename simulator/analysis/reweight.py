@@ -156,11 +156,36 @@ def cell_loglik(c: Cell, lw: np.ndarray, counts: list[tuple[int, int]] | None = 
     return total
 
 
+def target_pass(counts: list[tuple[int, int]], k: int) -> float | None:
+    """pass^k of a table's tasks: the mean over tasks with k or more trials of C(c, k) / C(n, k)."""
+    vals = [math.comb(c, k) / math.comb(n, k) for c, n in counts if n >= k]
+    return float(np.mean(vals)) if vals else None
+
+
+def cell_misfit(c: Cell, lw: np.ndarray, counts: list[tuple[int, int]] | None = None,
+                tasks: np.ndarray | None = None) -> float:
+    """Squared distance between the table's pass^1..k in a cell and the simulated ones,
+    times the cell's number of tasks: what the goodness-of-fit table shows, matched."""
+    counts = c.counts if counts is None else counts
+    rows = c.rows if tasks is None else c.rows[tasks]
+    w, s = weights(lw[rows]), c.success if tasks is None else c.success[tasks]
+    total = 0.0
+    for k in range(1, max(n for _, n in counts) + 1):
+        t = target_pass(counts, k)
+        if t is not None:
+            total += (float(pass_hat(w, s, k).mean()) - t) ** 2
+    return len(counts) * total
+
+
+OBJECTIVES = ("pass_k", "likelihood")
+
+
 def fit(cells: list[Cell], draws: Draws, profile, v_sim: np.ndarray, free: list[str], *,
+        objective: str = "pass_k",
         start: np.ndarray | None = None,
         resample: list[tuple[list, np.ndarray]] | None = None,
         trust: np.ndarray = TRUST) -> tuple[np.ndarray, float]:
-    """The parameter vector maximising the table's likelihood, moving only `free` parameters
+    """The parameter vector that best fits the table by `objective`, moving only `free` parameters
     from `start` (default: v_sim, where the trials were simulated); `resample` swaps in
     bootstrap counts and simulated tasks per cell."""
     idx = [FITTABLE.index(f) for f in free]
@@ -172,11 +197,15 @@ def fit(cells: list[Cell], draws: Draws, profile, v_sim: np.ndarray, free: list[
         v[idx] = u
         return v
 
+    # pass_k: least squares on pass^1..k per cell (scaled to read like a log-likelihood);
+    # likelihood: the table's per-task success counts under the simulated mixture
+    score = cell_loglik if objective == "likelihood" else (lambda *a: -1000 * cell_misfit(*a))
+
     def neg(u):
         lw = trial_loglik(draws, full(u), profile) - base
         if resample is None:
-            return -sum(cell_loglik(c, lw) for c in cells)
-        return -sum(cell_loglik(c, lw, counts, tasks) for c, (counts, tasks) in zip(cells, resample))
+            return -sum(score(c, lw) for c in cells)
+        return -sum(score(c, lw, counts, tasks) for c, (counts, tasks) in zip(cells, resample))
 
     if not idx:
         return v0, -neg(np.array([]))
