@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import json
 
+import networkx as nx
+
 from .taint import NO_DATA, Taint
+
+# a root's name as a failure mode, where the two differ (the names judge.failure_mode gives)
+CAUSE_NAMES = {"give_up": "gave_up", "obeyed_injection": "prompt_injection", "goal_change": "goal_change_missed"}
 
 
 def outcome_node(record) -> str:
@@ -84,6 +89,18 @@ def attribute(s: Taint, record) -> None:
     for r in s.roots.values():
         if r.reached_final:
             r.visit("final_state")
+
+
+def failure_cause(s: Taint, record) -> str | None:
+    """The failure mode by cause, once `attribute` has run: the earliest root whose taint
+    reaches a failed check (its writes, its values in the answer, the work it left undone),
+    else the earliest one that ended the task; None when no root explains the failure.
+    An error that was caught, or that broke nothing the checks look at, is not a cause."""
+    g, roots = s.graph, sorted(s.roots.values(), key=lambda r: r.seq)
+    failed = [n for n in (f"check:{c.name}" for c in record.checks if not c.passed) if g.has_node(n)]
+    cause = next((r for r in roots if r.reached_final and any(nx.has_path(g, r.id, n) for n in failed)), None)
+    cause = cause or next((r for r in roots if r.reached_final), None)
+    return None if cause is None else CAUSE_NAMES.get(cause.type, cause.type)
 
 
 def silent_failure(s: Taint, record) -> bool:

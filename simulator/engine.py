@@ -114,6 +114,7 @@ def session(env: simpy.Environment, job: Job):
     conv = Conversation(thread=spec.id)
     user = ScriptedUser(s, conv)
     outcome, mode, error, checks, graph, run, driver = None, None, None, user.checks, None, None, None
+    cause = None
     try:
         graph, owned = build(job.factory, Kit(s, Gateway(s).tools(), dict(spec.agent_params), job.model_factory))
         s.graph = graph  # the model looks up which agent of a multi-agent graph holds which tools
@@ -121,7 +122,7 @@ def session(env: simpy.Environment, job: Job):
         driver = Driver(graph, owned)
         run = Run(env, s, driver, budgets_for(job), conv, Reviewer(s, job.reviewer))
         yield from run.converse(user)
-        outcome, mode, checks = judge(s, user.answers, user.checks)
+        outcome, mode, checks, cause = judge(s, user.answers, user.checks)
     except BudgetExceeded as e:
         outcome, mode, error = "budget", e.which, str(e)
     except GraphRecursionError as e:
@@ -146,7 +147,7 @@ def session(env: simpy.Environment, job: Job):
     record = TrialRecord.from_session(
         spec, s, outcome=outcome, failure_mode=mode, error=error, steps=steps, sim_time_s=env.now - start,
         wall_time_s=time.perf_counter() - wall0, turns_completed=user.turns_done, answers=user.answers,
-        checks=checks, graph=graph)
+        checks=checks, graph=graph, failure_cause=cause)
     return record, s.trace.events
 
 

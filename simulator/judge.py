@@ -1,5 +1,6 @@
 """Judging a trial by the final state of the world and the user's replies, and naming
-why it failed.
+why it failed twice: by its first error in time (`failure_mode`) and by cause (the root
+error whose taint reached a failed check, found by taint and attribution).
 
 Success is decided by checks on the world the tools left behind and on the facts the
 replies had to state, never by what the agent says about itself.
@@ -7,10 +8,13 @@ replies had to state, never by what the agent says about itself.
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 from typing import Any
 
+from .attribution import attribute, failure_cause
 from .profiles import ROOT_MODES
 from .records import Check
+from .taint import follow_dicts
 from .world import MISSING, get_path, resolve
 
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3})")
@@ -92,14 +96,24 @@ def failure_mode(events: list[dict], checks: list[Check], writers: set[str] = fr
     return "missing_answer_facts"
 
 
-def judge(session, answers: list[str], checks: list[Check]) -> tuple[str, str | None, list[Check]]:
-    """(outcome, failure mode, all checks) once the conversation is over."""
+def cause(events: list[dict], checks: list[Check], answer: str | None, mode: str) -> str | None:
+    """The failure mode by cause: the root error whose taint reaches a failed check (see
+    attribution.failure_cause), where `failure_mode` is only the first error in time."""
+    t = follow_dicts(events)
+    seen = SimpleNamespace(outcome="failure", failure_mode=mode, checks=checks, answer=answer)
+    attribute(t, seen)
+    return failure_cause(t, seen)
+
+
+def judge(session, answers: list[str], checks: list[Check]) -> tuple[str, str | None, list[Check], str | None]:
+    """(outcome, failure mode, all checks, failure mode by cause) once the conversation is over."""
     sc = session.scenario
     checks = checks + final_checks(session, answers[-1] if answers else "")
     ok = all(c.passed for c in checks)
     for c in checks:
         session.trace.emit("check", name=c.name, passed=c.passed, expected=c.expected, actual=c.actual)
     if ok:
-        return "success", None, checks
+        return "success", None, checks, None
     writers = {n for n, t in sc.tools.items() if t.effect.writes}
-    return "failure", failure_mode(session.trace.events, checks, writers), checks
+    mode = failure_mode(session.trace.events, checks, writers)
+    return "failure", mode, checks, cause(session.trace.events, checks, answers[-1] if answers else None, mode)

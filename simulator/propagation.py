@@ -49,6 +49,7 @@ def trace_trial(record, events: list[dict]) -> dict:
         out["agents"] = [p for p in dict.fromkeys(out["path"]) if p in agents]
         roots.append(out)
     return {"trial_id": record.trial_id, "outcome": record.outcome, "failure_mode": record.failure_mode,
+            "failure_cause": record.failure_cause,
             "silent_failure": silent_failure(s, record), "roots": roots, "agent_nodes": sorted(agents),
             "graph": s.graph,
             "agent": (record.spec.get("tags") or {}).get("agent", record.agent), "profile": record.profile,
@@ -118,7 +119,7 @@ def propagation_results(path: str | Path) -> dict:
     if not traces:
         raise LookupError(f"{p} holds no traced trials")
     out = aggregate(traces)
-    out["trials"] = [{k: t[k] for k in ("trial_id", "agent", "profile", "outcome", "failure_mode",
+    out["trials"] = [{k: t[k] for k in ("trial_id", "agent", "profile", "outcome", "failure_mode", "failure_cause",
                                          "silent_failure", "roots")} for t in traces]
     groups: dict[str, list] = {}
     several_profiles = len({t["profile"] for t in traces}) > 1

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-RECORD_SCHEMA_VERSION = 1
+# 2: failure_cause (records of version 1 load with it empty: reports fall back to failure_mode)
+RECORD_SCHEMA_VERSION = 2
 Outcome = Literal["success", "failure", "error", "budget"]
 
 
@@ -28,7 +29,10 @@ class TrialRecord(BaseModel):
     seed: int
     replicate: int
     outcome: Outcome
-    failure_mode: str | None = None
+    failure_mode: str | None = Field(None, description="the first uncorrected error in time, else which kind of "
+                                      "check failed; or the budget that ran out, or the unhandled error")
+    failure_cause: str | None = Field(None, description="the failure mode by cause: the root error (the model's "
+                                      "or a fault's) whose taint reached a failed check; absent when none did")
     error: str | None = None
     steps: int = 0
     model_calls: int = 0
@@ -55,7 +59,7 @@ class TrialRecord(BaseModel):
     @classmethod
     def from_session(cls, spec, s, *, outcome: str, failure_mode: str | None, error: str | None, steps: int,
                      sim_time_s: float, wall_time_s: float, turns_completed: int, answers: list[str],
-                     checks: list[Check], graph) -> "TrialRecord":
+                     checks: list[Check], graph, failure_cause: str | None = None) -> "TrialRecord":
         """The record of a finished trial, from its spec, its session and what the engine saw."""
         events = s.trace.events
         reviews = [e for e in events if e["event"] == "review"]
@@ -63,8 +67,8 @@ class TrialRecord(BaseModel):
         return cls(
             trial_id=spec.id, spec=spec.model_dump(mode="json"), scenario=s.scenario.name, agent=spec.agent,
             profile=spec.profile_label, seed=spec.seed, replicate=spec.replicate, outcome=outcome,
-            failure_mode=failure_mode, error=error, steps=steps, model_calls=s.model_calls,
-            tool_calls=s.tool_calls, tokens_in=s.tokens_in, tokens_out=s.tokens_out,
+            failure_mode=failure_mode, failure_cause=failure_cause, error=error, steps=steps,
+            model_calls=s.model_calls, tool_calls=s.tool_calls, tokens_in=s.tokens_in, tokens_out=s.tokens_out,
             sim_time_s=round(sim_time_s, 6), wall_time_s=round(wall_time_s, 6),
             turns_completed=turns_completed, golden_length=len(s.scenario.golden_path), checks=checks,
             answer=answers[-1] if answers else None, faults_fired=dict(s.fault_runtime.fired),

@@ -20,7 +20,8 @@ class Summary:
     def __init__(self) -> None:
         self.n = self.succ = 0
         self.outcomes = {o: 0 for o in OUTCOMES}
-        self.modes: dict[str, int] = {}
+        self.modes: dict[str, int] = {}   # by cause where known, else the first error in time
+        self.first: dict[str, int] = {}   # the first error in time
         self.steps: list[int] = []  # one int per trial: small, and needed for the interval
         self.sims: list[float] = []
         self.sim = self.wall = 0.0
@@ -34,8 +35,11 @@ class Summary:
         self.n += 1
         self.succ += r.outcome == "success"
         self.outcomes[r.outcome] += 1
+        if r.failure_cause or r.failure_mode:
+            mode = r.failure_cause or r.failure_mode
+            self.modes[mode] = self.modes.get(mode, 0) + 1
         if r.failure_mode:
-            self.modes[r.failure_mode] = self.modes.get(r.failure_mode, 0) + 1
+            self.first[r.failure_mode] = self.first.get(r.failure_mode, 0) + 1
         self.steps.append(r.steps)
         self.sims.append(r.sim_time_s)
         self.sim += r.sim_time_s
@@ -68,6 +72,7 @@ class Summary:
             "trials": self.n, "successes": self.succ,
             "success_rate": self.succ / self.n if self.n else 0.0, "ci_low": lo, "ci_high": hi,
             "outcomes": dict(self.outcomes), "failure_modes": dict(sorted(self.modes.items())),
+            "first_errors": dict(sorted(self.first.items())),
             "mean_steps": steps[0], "mean_steps_ci": [steps[1], steps[2]],
             "mean_sim_time_s": sim[0], "mean_sim_time_ci": [sim[1], sim[2]],
             "sim_time_s": self.sim, "wall_time_s": self.wall, "errors": sorted(self.errors)[:5],

@@ -286,7 +286,8 @@ def flatten(r: TrialRecord) -> dict[str, Any]:
         "agent_params": json.dumps(spec.get("agent_params", {}), sort_keys=True, default=str),
         "profile": r.profile, "fault": tags.get("fault", "+".join(str(f.get("id")) for f in faults) or "none"),
         "seed": r.seed, "replicate": r.replicate, "outcome": r.outcome,
-        "success": r.outcome == "success", "failure_mode": r.failure_mode, "error": r.error,
+        "success": r.outcome == "success", "failure_mode": r.failure_mode, "failure_cause": r.failure_cause,
+        "error": r.error,
         "steps": r.steps, "model_calls": r.model_calls, "tool_calls": r.tool_calls,
         "tokens_in": r.tokens_in, "tokens_out": r.tokens_out, "sim_time_s": r.sim_time_s,
         "wall_time_s": r.wall_time_s, "turns_completed": r.turns_completed,
@@ -296,11 +297,11 @@ def flatten(r: TrialRecord) -> dict[str, Any]:
     }
 
 
-DB_VERSION = 4  # bump when the tables' layout changes: older stores are rebuilt from the log
+DB_VERSION = 5  # bump when the tables' layout changes: older stores are rebuilt from the log
 _SQL = {bool: "BOOLEAN", int: "BIGINT", float: "DOUBLE", str: "VARCHAR"}
 COLUMN_TYPES = {k: _SQL.get(type(v), "VARCHAR") for k, v in flatten(TrialRecord(
     trial_id="x", spec={}, scenario="", agent="", profile="", seed=0, replicate=0, outcome="success",
-    failure_mode="", error="")).items()}
+    failure_mode="", failure_cause="", error="")).items()}
 _INSERT = f"INSERT INTO trials VALUES ({', '.join('?' for _ in COLUMN_TYPES)})"
 
 

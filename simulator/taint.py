@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, get_args
 
 import networkx as nx
 
 from .events import (CorruptionAccepted, EventBase, Fault, InjectionObeyed, ModelCall, ModelError, Step, ToolCall,
-                     TrialError, WorldWrite)
+                     TrialError, WorldWrite, parse_event)
 from .faults.base import FaultDef
 from .profiles import ROOT_MODES
 from .registry import find
@@ -323,6 +323,15 @@ HANDLERS: dict[type[EventBase], Callable[[Taint, Any, str | None], None]] = {
     InjectionObeyed: on_injection_obeyed, ModelError: on_error, TrialError: on_error,
     ToolCall: on_tool_call, WorldWrite: on_world_write,
 }
+
+
+# the kinds of event some handler reads, by name: no other event needs parsing to follow taint
+KINDS = frozenset(get_args(c.model_fields["event"].annotation)[0] for c in HANDLERS)
+
+
+def follow_dicts(events: list[dict]) -> Taint:
+    """`follow_taint` over event dicts as a trace holds them, parsing only the kinds it reads."""
+    return follow_taint([parse_event(e) for e in events if e.get("event") in KINDS])
 
 
 def follow_taint(events: list[EventBase]) -> Taint:

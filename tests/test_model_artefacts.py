@@ -189,3 +189,35 @@ def test_an_annotated_step_adds_its_own_difficulty_to_its_kind():
     data["golden_path"][5]["difficulty"] = 1.0
     s = Session("t" * 16, 0, 0, type(sc).model_validate(data), get_profile("strong"), Clock())
     assert s.step_difficulty("refund") == pytest.approx(1.4)
+
+
+# -- failure by cause --------------------------------------------------------------------
+
+def test_the_failure_is_named_by_its_cause_and_by_its_first_error(monkeypatch):
+    # an early wrong tool (a read: harmless, the step is done again right after) and then an
+    # invented argument in the report, which is what leaves the wrong report behind
+    force(monkeypatch, {("s1", 1): "wrong_tool", ("report", 1): "fabricated_arg"}, writers_too=False)
+    (rec, events), = run("chain", params={"length": 4}, seed=1)
+    assert rec.outcome == "failure"
+    assert rec.failure_mode == "wrong_tool"       # the first error in time
+    assert rec.failure_cause == "fabricated_arg"  # the one whose taint reached the failed check
+    assert not next(c for c in rec.checks if c.name == "state reports").passed
+    s = summarize([rec])
+    assert s["failure_modes"] == {"fabricated_arg": 1} and s["first_errors"] == {"wrong_tool": 1}
+
+
+def test_a_failure_with_one_error_names_it_both_ways(monkeypatch):
+    force(monkeypatch, {("report", 1): "fabricated_arg"})
+    (rec, _), = run("chain", params={"length": 4}, seed=1)
+    assert (rec.failure_mode, rec.failure_cause) == ("fabricated_arg", "fabricated_arg")
+    force(monkeypatch, {("s2", 1): "give_up"})
+    (rec, _), = run("chain", params={"length": 4}, seed=1)
+    assert (rec.failure_mode, rec.failure_cause) == ("gave_up", "gave_up")
+
+
+def test_records_written_before_causes_load_and_report_their_first_error():
+    old = {"schema_version": 1, "trial_id": "x", "spec": {}, "scenario": "chain-4", "agent": "react",
+           "profile": "weak", "seed": 0, "replicate": 0, "outcome": "failure", "failure_mode": "stale_arg"}
+    rec = TrialRecord.model_validate(old)
+    assert rec.failure_cause is None
+    assert summarize([rec])["failure_modes"] == {"stale_arg": 1}

@@ -60,7 +60,8 @@ def _summary_rows(s: dict) -> list[tuple[str, str]]:
                              f"n={s['trials']})"),
             ("outcomes", ", ".join(f"{escape(str(k))} {v}" for k, v in s["outcomes"].items() if v))]
     if s["failure_modes"]:
-        rows.append(("failure modes", ", ".join(f"{escape(str(k))} {v}" for k, v in s["failure_modes"].items())))
+        rows.append(("failure modes (by cause)",
+                     ", ".join(f"{escape(str(k))} {v}" for k, v in s["failure_modes"].items())))
     if s.get("faults_fired"):
         rows.append(("faults fired", ", ".join(f"{escape(str(k))} ×{v['firings']} in {v['trials_hit']} trials"
                                                for k, v in s["faults_fired"].items())))
@@ -257,8 +258,9 @@ def replay_verdict(r: Replay) -> str:
     if not r.same and r.shared > 1:
         lines.append(f"note: this trial shared its virtual environment with {r.shared - 1} other session(s); "
                      "replayed alone, shared limits and outages no longer interleave, so it can differ")
+    mode = getattr(fresh, "failure_cause", None) or fresh.failure_mode  # by cause where known
     lines.append(f"trial {fresh.trial_id} from {r.run_dir}: {fresh.outcome}"
-                 + (f" ({fresh.failure_mode})" if fresh.failure_mode else "")
+                 + (f" ({mode})" if mode else "")
                  + ("; replay matches the stored record" if r.same else "; replay DIFFERS from the stored record"))
     if not r.same and r.shared == 1:
         lines += [f"  {k}: stored {a!r} vs replay {b!r}" for k, a, b in r.differences()]
