@@ -151,7 +151,8 @@ def answer(s, rng, b: Belief, final_turn: bool, invent: bool = True, misremember
     if final_turn:
         facts += list(sc.success.answer_must_contain)
     said = []
-    for f in facts:
+    # a fact asked for by the turn and by the task is recalled once: one draw, one value
+    for f in {str(f): f for f in facts}.values():
         v = resolve(f, b.known)
         if v is MISSING and not invent:
             continue

@@ -137,8 +137,10 @@ STRONG = Profile(
     calibration=[
         "constant-hazard horizon: per-step reliability ~0.99 on the chain template, H50 ~ 69 steps "
         "(Ord 2025 on METR data: p = 0.99 gives H50 ~ 69)",
-        "context rot: 87.3% -> 62.4% from ~270 to ~113K tokens (Chroma 2025, GPT-4.1) is ~+1.4 "
-        "log-odds of error over ~1.8 doublings past a 32K effective length: context_rot = 0.8",
+        "context rot: 87.3% -> 62.4% from ~300 to ~113K tokens (Chroma 2025, GPT-4.1 on LongMemEval), "
+        "falling gradually: context_rot = 0.7 bent over 1.5 doublings (context_softness) below a 32K "
+        "effective length, with recalled facts under the same hazard (recall_in_answer = 1); measured "
+        "with scenarios/sweeps/context.yaml",
         "effective length 32K: NoLiMa / RULER effective lengths of 32K-64K for GPT-4-class models",
         "pass^k: per-task difficulty spread (difficulty_sd) so pass^k falls far slower than p^k "
         "(tau-bench retail, GPT-4o: 0.604 / 0.491 / 0.430 / 0.383)",
@@ -147,7 +149,9 @@ STRONG = Profile(
     base_hazard=0.015,
     difficulty_sd=0.9,
     effective_context=32_000,
-    context_rot=0.8,
+    context_rot=0.7,
+    context_softness=1.5,
+    recall_in_answer=1.0,
     self_conditioning=0.35,
     error_modes={"wrong_tool": 0.15, "fabricated_arg": 0.25, "stale_arg": 0.2, "skipped_step": 0.1,
                  "premature_finish": 0.1, "repeated_call": 0.15, "give_up": 0.05},
@@ -180,6 +184,8 @@ WEAK = Profile(
     difficulty_sd=1.3,
     effective_context=8_000,
     context_rot=1.0,
+    context_softness=1.5,
+    recall_in_answer=1.0,
     self_conditioning=0.6,
     error_modes={"wrong_tool": 0.2, "fabricated_arg": 0.25, "stale_arg": 0.15, "skipped_step": 0.1,
                  "premature_finish": 0.12, "repeated_call": 0.1, "give_up": 0.08},
