@@ -93,6 +93,8 @@ def failure_mode(events: list[dict], checks: list[Check], writers: set[str] = fr
         return "premature_finish"  # it stopped with steps left that no other agent took on
     if any(not c.passed and c.name.startswith("state") for c in checks):
         return "wrong_final_state"
+    if any(e.get("misremembered") for e in decisions):
+        return "misremembered"  # it knew the fact and quoted it wrongly (recall_in_answer)
     return "missing_answer_facts"
 
 
@@ -102,7 +104,8 @@ def cause(events: list[dict], checks: list[Check], answer: str | None, mode: str
     t = follow_dicts(events)
     seen = SimpleNamespace(outcome="failure", failure_mode=mode, checks=checks, answer=answer)
     attribute(t, seen)
-    return failure_cause(t, seen)
+    # a misquoted fact is the model's error but starts no taint: it is its own cause
+    return failure_cause(t, seen) or ("misremembered" if mode == "misremembered" else None)
 
 
 def judge(session, answers: list[str], checks: list[Check]) -> tuple[str, str | None, list[Check], str | None]:

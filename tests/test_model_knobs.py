@@ -35,7 +35,7 @@ def test_bend_is_the_hinge_at_zero_width_and_its_smooth_version_otherwise(u):
 
 
 def test_graded_context_rot_starts_before_the_effective_length():
-    hard, soft = Brain(session(), "agent"), Brain(session(context_softness=1.0), "agent")
+    hard, soft = Brain(session(context_softness=0.0), "agent"), Brain(session(context_softness=1.0), "agent")
     p = hard.s.profile
     quarter = p.effective_context // 4
     assert hard.hazard(quarter, 0) == pytest.approx(p.base_hazard)
@@ -50,8 +50,8 @@ def test_graded_context_rot_starts_before_the_effective_length():
 
 
 def test_step_difficulty_is_the_steps_own_plus_a_draw_shared_by_replicates():
-    a, b = session("chain", {"length": 8}, step_difficulty_sd=1.5), session("chain", {"length": 8}, replicate=3,
-                                                                          step_difficulty_sd=1.5)
+    a, b = session("chain", {"length": 8}, step_difficulty_sd=1.5, context_softness=0.0), \
+        session("chain", {"length": 8}, replicate=3, step_difficulty_sd=1.5)
     steps = [st.id for st in a.scenario.golden_path]
     shifts = [a.step_difficulty(x) for x in steps]
     assert shifts == [b.step_difficulty(x) for x in steps]  # the same hard steps in every replicate
@@ -78,12 +78,20 @@ def test_a_scenario_annotates_a_hard_step():
 def test_recall_in_answer_misquotes_facts_in_the_final_answer():
     kw = dict(trials=12, seed=5, profile_params={"base_hazard": 0.3, "max_retries_per_step": 100})
     slipped = run("support_refund", **kw | {"profile_params": kw["profile_params"] | {"recall_in_answer": 1.0}})
-    plain = run("support_refund", **kw)
+    plain = run("support_refund", **kw | {"profile_params": kw["profile_params"] | {"recall_in_answer": 0.0}})
     slips = [e for _, ev in slipped for e in ev if e.get("misremembered")]
     assert slips and not [e for _, ev in plain for e in ev if e.get("misremembered")]
     assert {e["mode"] for e in slips} <= {"finish", "premature_finish"}  # only answers quote facts
     failed = [r for r, ev in slipped if any(e.get("misremembered") for e in ev)]
     assert any(r.outcome == "failure" for r in failed)
+
+
+def test_a_misquoted_fact_is_the_failures_mode_and_cause():
+    got = run("recall", params={"context": 40000}, trials=20, seed=2,
+              profile_params={"recall_in_answer": 1.0, "base_hazard": 0.2, "error_modes": {"wrong_tool": 1.0}})
+    slipped = [r for r, ev in got if any(e.get("misremembered") for e in ev)]
+    assert slipped and all(r.outcome == "failure" for r in slipped)
+    assert {(r.failure_mode, r.failure_cause) for r in slipped} == {("misremembered", "misremembered")}
 
 
 def auroc(pairs):
