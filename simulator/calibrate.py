@@ -282,7 +282,9 @@ def calibrate(paths: list[str | Path], *, profile: str = "strong", scenario: str
         raise ValueError(f"--fit {unknown[0]}: not a parameter calibration fits; it fits {', '.join(FITTABLE)}")
     cannot = unidentified(target)
     free = [f for f in (fit_params or FITTABLE) if f not in cannot]
-    replicates = max(replicates, target.max_n)
+    # with only as many replicates as the table's trials, pass^n of a task is one all-or-nothing
+    # subset that no re-weighting can move: twice as many keep every k informative
+    replicates = max(replicates, 2 * target.max_n)
     plan_ = plan(target, scenario, length, tasks, replicates)
     base = resolve_profile(profile)
     start = get_profile(base.base, **{k: v for k, v in base.params.items() if k != "name"})

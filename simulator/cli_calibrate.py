@@ -25,7 +25,7 @@ def calibrate(
     tasks: int = typer.Option(200, "--tasks", min=10, max=100_000, help="simulated tasks per cell (at least as "
                               "many as the table has)"),
     replicates: int = typer.Option(8, "--replicates", min=2, max=1000, help="simulated trials per task (at least "
-                                   "the table's trials per task)"),
+                                   "twice the table's trials per task)"),
     rounds: int = typer.Option(4, "--rounds", min=1, max=20, help="most rounds of simulation; it stops earlier "
                                "once the estimate settles"),
     n_boot: int = typer.Option(200, "--bootstrap", min=20, max=10_000, help="bootstrap replicates for the intervals"),
