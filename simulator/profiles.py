@@ -204,7 +204,30 @@ WEAK = Profile(
                          per_output_token_s=0.006, per_1k_input_tokens_s=0.01),
 )
 
-for _p in (STRONG, WEAK):
+# Fitted with `attrition calibrate` to tau-bench's GPT-4o airline results (50 tasks x 4 trials,
+# ../shared/external), simulated as 16-call chain tasks. The table has one length, so the step
+# spread cannot come from it: step_difficulty_sd = 3 is set so that success also falls with
+# length as METR measures (logistic slope near -0.7 per doubling); base_hazard and
+# difficulty_sd are the fit. Everything else is strong's.
+TAU_AIRLINE = Profile(**{
+    **STRONG.model_dump(),
+    "name": "tau-airline",
+    "summary": "GPT-4o on tau-bench airline: inconsistent between repeated trials (pass^1..4 0.42 / 0.27 / "
+               "0.22 / 0.20)",
+    "calibration": [
+        "tau-bench airline, GPT-4o (50 tasks x 4 trials): pass^1..4 0.420 / 0.273 / 0.220 / 0.200; fitted by "
+        "attrition calibrate on chain-16 (600 tasks x 8 replicates, objective pass_k): base_hazard 0.0148 "
+        "(95% CI 0.0060-0.034), difficulty_sd 1.95 (0.96-2.96); simulated pass^1..4 0.415 / 0.286 / 0.223 / 0.185",
+        "METR (Kwa et al. 2025): success falls about 0.7 log-odds per doubling of task length; "
+        "step_difficulty_sd = 3 (not identifiable from a one-length table)",
+        "context, noticing, latency: as strong",
+    ],
+    "base_hazard": 0.0148,
+    "difficulty_sd": 1.95,
+    "step_difficulty_sd": 3.0,
+})
+
+for _p in (STRONG, WEAK, TAU_AIRLINE):
     register("profile", _p.name, _p, summary=_p.summary)
 
 
