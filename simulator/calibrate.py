@@ -264,6 +264,8 @@ class Calibration:
     rounds: list[dict]
     fit_table: dict
     target: Target
+    settled: bool = True          # the last round moved the estimate only a little
+    cut: list = field(default_factory=list)  # intervals cut at the reach of re-scoring
     settings: dict = field(default_factory=dict)
 
 
@@ -292,6 +294,7 @@ def calibrate(paths: list[str | Path], *, profile: str = "strong", scenario: str
     history = []
     sim = None
     trust, last_move = TRUST.copy(), np.zeros_like(TRUST)
+    settled = False
     for rnd in range(1, rounds + 1):
         tick = on_round(rnd, len(plan_) * replicates) if on_round else None
         sim = simulate(target, plan_, scenario, v, profile=profile, agent=agent, replicates=replicates,
@@ -307,15 +310,21 @@ def calibrate(paths: list[str | Path], *, profile: str = "strong", scenario: str
         trust = np.where(move * last_move < 0, trust / 2, trust)
         last_move, v = move, new
         if not free or np.all(np.abs(move) < 0.1 * TRUST) or np.all(trust < 0.1 * TRUST):
+            settled = True
             break
     boots = _bootstrap(sim, free, n_boot, seed, v, objective)
     values = to_values(v)
     intervals = {f: [float(np.percentile(boots[:, FITTABLE.index(f)], q)) for q in (2.5, 97.5)] for f in free}
+    # an interval that reaches the edge of what re-scoring may reach from the last simulation
+    # is cut there, not found there: say so
+    cut = [f for f in free if any(abs(x - edge) < 1e-6 for x in intervals[f]
+                                  for edge in (sim.v[FITTABLE.index(f)] - TRUST[FITTABLE.index(f)],
+                                               sim.v[FITTABLE.index(f)] + TRUST[FITTABLE.index(f)]))]
     for f in free:
         if f == "base_hazard":
             intervals[f] = [float(1 / (1 + math.exp(-x))) for x in intervals[f]]
     table = goodness_of_fit(sim, target, v, boots, seed)
-    return Calibration(profile, values, intervals, free, cannot, history, table, target,
+    return Calibration(profile, values, intervals, free, cannot, history, table, target, settled, cut,
                        settings={"scenario": scenario, "tasks": tasks, "replicates": replicates, "seed": seed,
                                  "agent": agent, "bootstrap": n_boot, "objective": objective,
                                  **({"length": length} if not target.has_length else {})})

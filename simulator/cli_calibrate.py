@@ -82,6 +82,7 @@ def calibrate(
     if as_json:
         print(json.dumps({"profile": str(out_file), "values": c.values, "intervals": c.intervals,
                           "fitted": c.free, "not_fitted": c.unidentified, "rounds": c.rounds,
+                          "settled": c.settled, "intervals_cut": c.cut,
                           "goodness_of_fit": c.fit_table}, indent=2, default=float))
     else:
         sys.stdout.write(render(c, str(out_file), **cli._style()))

@@ -26,7 +26,7 @@ def _recovers(tmp_path, truth: dict, *, tasks: int, replicates: int, rounds: int
     table = _simulated_table(tmp_path, truth, length=6, tasks=tasks, trials=4, seed=1000)
     c = calibrate([table], length=6, tasks=tasks, replicates=replicates, rounds=rounds, n_boot=60, seed=0,
                   workers=1)
-    assert set(c.free) == {"base_hazard", "difficulty_sd"}
+    assert set(c.free) == {"base_hazard", "difficulty_sd"} and not c.cut
     for k, v in truth.items():
         lo, hi = c.intervals[k]
         assert lo <= v <= hi, (k, v, c.intervals[k], c.values)
@@ -41,4 +41,4 @@ def test_recovers_a_harder_and_more_spread_profile(tmp_path):
                                    {"base_hazard": 0.1, "difficulty_sd": 2.2},
                                    {"base_hazard": 0.015, "difficulty_sd": 1.2}])
 def test_recovers_parameters_at_several_true_values(tmp_path, truth):
-    _recovers(tmp_path, truth, tasks=120, replicates=8, rounds=4)
+    _recovers(tmp_path, truth, tasks=120, replicates=8, rounds=6)

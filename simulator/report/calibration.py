@@ -19,7 +19,9 @@ def profile_yaml(c, name: str) -> str:
     doc.update({k: _round(c.values[k]) for k in c.free})
     doc["fit"] = {
         "source": c.target.source, "tasks": c.target.tasks, "trials": c.target.trials,
-        "fitted": {k: {"value": _round(c.values[k]), "ci95": [_round(x) for x in c.intervals[k]]} for k in c.free},
+        "fitted": {k: {"value": _round(c.values[k]), "ci95": [_round(x) for x in c.intervals[k]],
+                       **({"ci95_cut": True} if k in c.cut else {})} for k in c.free},
+        "settled": c.settled,
         "left_at_base": {k: why for k, why in c.unidentified.items()},
         "settings": c.settings,
         "rounds": c.rounds,
@@ -63,6 +65,12 @@ def tables(c, path: str | None, *, color: bool = False, width: int | None = None
     for k, why in c.unidentified.items():
         tab.add_row(k, f"{c.values[k]:.4g}", "not fitted: " + why, f"{start.get(k, 0):.4g}")
     con.print(tab)
+    if not c.settled:
+        con.print(f"note: the estimate was still moving after {len(c.rounds)} round(s); run again with more "
+                  "--rounds, or start from this file with --profile", highlight=False, markup=False)
+    if c.cut:
+        con.print(f"note: the interval of {', '.join(c.cut)} reaches as far as re-scoring can from the last "
+                  "simulation and is cut there; run more --rounds from this file", highlight=False, markup=False)
     tab = Table(title=f"pass^k: table vs simulated at the fitted values (n = {t.tasks} tasks; "
                       f"{c.fit_table['pass_hat_k'][0]['n_simulated_tasks'] if c.fit_table['pass_hat_k'] else 0} "
                       "simulated)", title_justify="left")
