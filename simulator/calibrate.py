@@ -36,6 +36,9 @@ from .scenario_refs import parse_params
 from .store import iter_records, results_dir
 
 CONTEXT_COLUMNS = ("context_tokens", "context", "input_tokens")
+# bootstrap refits may reach twice as far as a round's fit: an interval over 50-100 tasks is
+# often wider than one round's box, and only its ends need to be located
+BOOT_REACH = 2.0
 # past this many distinct lengths or context sizes, values are pooled into half-doubling bins
 MAX_LEVELS = 12
 
@@ -318,8 +321,8 @@ def calibrate(paths: list[str | Path], *, profile: str = "strong", scenario: str
     # an interval that reaches the edge of what re-scoring may reach from the last simulation
     # is cut there, not found there: say so
     cut = [f for f in free if any(abs(x - edge) < 1e-6 for x in intervals[f]
-                                  for edge in (sim.v[FITTABLE.index(f)] - TRUST[FITTABLE.index(f)],
-                                               sim.v[FITTABLE.index(f)] + TRUST[FITTABLE.index(f)]))]
+                                  for edge in (sim.v[FITTABLE.index(f)] - BOOT_REACH * TRUST[FITTABLE.index(f)],
+                                               sim.v[FITTABLE.index(f)] + BOOT_REACH * TRUST[FITTABLE.index(f)]))]
     for f in free:
         if f == "base_hazard":
             intervals[f] = [float(1 / (1 + math.exp(-x))) for x in intervals[f]]
@@ -345,7 +348,7 @@ def _bootstrap(sim: Sim, free: list[str], n_boot: int, seed: int, start: np.ndar
     reps = []
     for _ in range(n_boot):
         v, _ = fit(sim.cells, sim.draws, sim.profile, sim.v, free, start=start, resample=_resample(sim, rng),
-                   objective=objective)
+                   objective=objective, trust=BOOT_REACH * TRUST)
         reps.append(v)
     return np.array(reps).reshape(-1, len(FITTABLE))
 
