@@ -180,7 +180,9 @@ WEAK = Profile(
         "multi-turn underspecification ('LLMs Get Lost in Multi-Turn Conversation', 2025): "
         "unreliability grows more than aptitude falls: wider difficulty_sd",
     ],
-    base_hazard=0.07,
+    # 0.07 before context bent in below the effective length and answers were recalled under
+    # the hazard; 0.045 keeps the same horizon with both
+    base_hazard=0.045,
     difficulty_sd=1.3,
     effective_context=8_000,
     context_rot=1.0,
