@@ -7,6 +7,7 @@ from langgraph.types import RetryPolicy
 
 from simulator.faults.config import FaultConfigError, normalize_faults
 from simulator.jobs import make_specs
+from simulator.profiles import ERROR_MODES
 
 from conftest import run
 
@@ -25,7 +26,10 @@ def test_429_storm_fails_react_and_react_retry_survives_on_the_virtual_clock():
     bare = run(agent="react", trials=20, seed=1, faults=storm)
     retry = run(agent="react-retry", trials=20, seed=1, faults=storm)
     assert rate(bare) <= 0.3 and rate(retry) >= 0.8
-    assert all(r.failure_mode == "unhandled_rate_limit_exceeded" for r, _ in bare if r.outcome == "failure")
+    failed = [r.failure_mode for r, _ in bare if r.outcome == "failure"]
+    # the storm ends the trials the model's own occasional errors did not end first
+    assert failed.count("unhandled_rate_limit_exceeded") >= 0.8 * len(failed)
+    assert set(failed) - {"unhandled_rate_limit_exceeded"} <= set(ERROR_MODES)
     sleeps = [e["seconds"] for _, ev in retry for e in ev if e["event"] == "sleep"]
     assert sleeps and min(sleeps) >= 5.0                   # retry-after honoured
     # the back-off is on the virtual clock, not the wall clock

@@ -220,7 +220,8 @@ def test_a_rejected_write_never_reaches_the_world():
 
 
 def test_a_careful_reviewer_stops_wrong_writes_and_corrects_them():
-    kw = dict(agent="human-approval", trials=8, seed=2, profile="weak", profile_params={"base_hazard": 0.2})
+    kw = dict(agent="human-approval", trials=8, seed=2, profile="weak",
+              profile_params={"base_hazard": 0.2, "context_softness": 0.0, "recall_in_answer": 0.0})
     sc = JobMaker()(make_specs("support_refund", None, "react", trials=1, seed=0)[0]).scenario
     golden = {step.tool: run_golden(sc).args[step.id] for step in sc.golden_path}
     runs = {name: go(reviewer=policy, **kw) for name, policy in (

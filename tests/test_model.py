@@ -26,6 +26,7 @@ def make_session(profile="strong", seed=0, replicate=0, **over):
 
 def test_hazard_is_additive_on_the_log_odds_scale():
     s = make_session()
+    s.profile = s.profile.model_copy(update={"context_softness": 0.0})  # the hard threshold: exact sums
     s.difficulty = 0.0
     from simulator.brain import Brain
     b = Brain(s, "agent")
@@ -58,7 +59,7 @@ def test_profiles_are_documented():
 
 
 def test_unknown_profile_and_bad_override():
-    with pytest.raises(KeyError, match="unknown profile 'medium'; known: strong, weak"):
+    with pytest.raises(KeyError, match="unknown profile 'medium'; known: strong, tau-airline, weak"):
         get_profile("medium")
     with pytest.raises(ValueError, match="base_hazard"):
         get_profile("strong", base_hazard=2)

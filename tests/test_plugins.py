@@ -67,4 +67,4 @@ def test_unknown_plugin_names_are_clear_errors(tmp_path):
     out = attrition("run", "support_refund", "--profile", "careless", "-n", "1", "--out", str(tmp_path / "x"),
                     cwd=tmp_path)
     assert out.returncode == 2
-    assert "unknown profile 'careless'; known: careful, strong, weak" in out.stderr
+    assert "unknown profile 'careless'; known: careful, strong, tau-airline, weak" in out.stderr

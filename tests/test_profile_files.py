@@ -49,7 +49,7 @@ def test_bad_profile_files_name_the_line_and_field(tmp_path, text, where):
 
 
 def test_unknown_profiles_and_bad_overrides_are_named():
-    with pytest.raises(KeyError, match="unknown profile 'medium'; known: strong, weak"):
+    with pytest.raises(KeyError, match="unknown profile 'medium'; known: strong, tau-airline, weak"):
         resolve_profile("medium")
     with pytest.raises(KeyError, match="no profile file 'gone.yaml'"):
         resolve_profile("gone.yaml")
