@@ -24,6 +24,7 @@ from .report import graphs as graph_files
 from .report import terminal
 from .report.progress import progress
 from .cli_args import params as _params, path as _path, timeout_ok as _timeout_ok
+from .cli_calibrate import command as calibrate_command
 from .scenario import ScenarioError, json_schema
 from .scenario_refs import resolve_scenario
 from .spec import MAX_SEED, MAX_VIRTUAL_S
@@ -376,9 +377,7 @@ def replay(
         raise typer.Exit(1)
 
 
-from .cli_calibrate import calibrate as _calibrate  # noqa: E402  (it reads this module's helpers)
-
-app.command(name="calibrate")(_calibrate)
+app.command(name="calibrate")(calibrate_command(_guard, _fail, err, _style))
 
 if __name__ == "__main__":  # pragma: no cover
     app()
