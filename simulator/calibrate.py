@@ -17,6 +17,7 @@ several lengths as well; context rot needs several context sizes.
 from __future__ import annotations
 
 import inspect
+import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -204,7 +205,7 @@ def simulate(t: Target, tasks: list[tuple[tuple, dict]], scenario: str, v: np.nd
         if rec.outcome == "error":
             failed.append(rec.error or "no message")
         success[ti, r] = rec.outcome == "success"
-        _collect(events, int(index[ti, r]), cols, prof)
+        _collect(events, int(index[ti, r]), cols)
         if tick:
             tick(rec)
     if failed:
@@ -222,8 +223,7 @@ def simulate(t: Target, tasks: list[tuple[tuple, dict]], scenario: str, v: np.nd
     return Sim(v, draws, cells, prof)
 
 
-def _collect(events, trial: int, cols: dict, prof) -> None:
-    import json
+def _collect(events, trial: int, cols: dict) -> None:
     lines = events.splitlines() if isinstance(events, str) else events
     for e in lines:
         if isinstance(e, str):

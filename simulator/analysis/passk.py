@@ -41,8 +41,12 @@ def pass_hat_k(rows: Iterable[Mapping], k: int) -> float:
     far more slowly than p^k when tasks differ in difficulty, which is the point of
     reporting it: it measures consistency, not average skill. Tasks with n < k are excluded.
     """
-    got = _eligible(task_counts(rows), k)
-    return float(sum(Fraction(comb(c, k), comb(n, k)) for n, c in got) / len(got))
+    return mean_pass_hat(_eligible(task_counts(rows), k), k)
+
+
+def mean_pass_hat(counts: list[tuple[int, int]], k: int) -> float:
+    """The mean over (n trials, c successes) pairs, all with n >= k, of C(c, k) / C(n, k)."""
+    return float(sum(Fraction(comb(c, k), comb(n, k)) for n, c in counts) / len(counts))
 
 
 def pass_at_k(rows: Iterable[Mapping], k: int) -> float:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
+from .passk import mean_pass_hat
+
 # the parameters a table of outcomes can inform, in the order of a parameter vector
 FITTABLE = ("base_hazard", "difficulty_sd", "step_difficulty_sd", "context_rot")
 # their search bounds: a hazard from 1e-6 to 0.5 per decision, spreads and rot up to 6
@@ -158,8 +160,8 @@ def cell_loglik(c: Cell, lw: np.ndarray, counts: list[tuple[int, int]] | None = 
 
 def target_pass(counts: list[tuple[int, int]], k: int) -> float | None:
     """pass^k of a table's tasks: the mean over tasks with k or more trials of C(c, k) / C(n, k)."""
-    vals = [math.comb(c, k) / math.comb(n, k) for c, n in counts if n >= k]
-    return float(np.mean(vals)) if vals else None
+    got = [(n, c) for c, n in counts if n >= k]
+    return mean_pass_hat(got, k) if got else None
 
 
 def cell_misfit(c: Cell, lw: np.ndarray, counts: list[tuple[int, int]] | None = None,
