@@ -17,6 +17,7 @@ import simpy
 from langgraph.errors import GraphRecursionError
 
 from .budgets import BudgetExceeded, budgets_for, check_budgets, recursion_limit
+from .costs import charge
 from .driver import INTERRUPT, Driver, build, messages_in
 from .faults.errors import FaultError
 from .gateway import Gateway
@@ -148,7 +149,7 @@ def session(env: simpy.Environment, job: Job):
         spec, s, outcome=outcome, failure_mode=mode, error=error, steps=steps, sim_time_s=env.now - start,
         wall_time_s=time.perf_counter() - wall0, turns_completed=user.turns_done, answers=user.answers,
         checks=checks, graph=graph, failure_cause=cause)
-    return record, s.trace.events
+    return charge(record, s.profile.prices, sc.costs), s.trace.events
 
 
 def run_jobs(jobs: Iterable[Job], concurrency: int = 1,

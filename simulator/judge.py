@@ -53,6 +53,12 @@ def final_checks(session, final_answer: str) -> list[Check]:
     return out
 
 
+def duplicated(checks: list[Check]) -> bool:
+    """A failed state check found more records than expected: something was written twice."""
+    return any(not c.passed and isinstance(c.actual, dict) and isinstance(c.expected, dict)
+               and len(c.actual) > len(c.expected) for c in checks)
+
+
 def failure_mode(events: list[dict], checks: list[Check], writers: set[str] = frozenset()) -> str:
     """The first uncorrected error of the model, else which kind of check failed.
 
@@ -84,10 +90,8 @@ def failure_mode(events: list[dict], checks: list[Check], writers: set[str] = fr
             continue
         if verdicts.get(e.get("call_id")) != "reject":
             return e["mode"]
-    for c in checks:
-        if not c.passed and isinstance(c.actual, dict) and isinstance(c.expected, dict) \
-                and len(c.actual) > len(c.expected):
-            return "duplicate_write"
+    if duplicated(checks):
+        return "duplicate_write"
     decisions = [e for e in events if e["event"] == "model_call" and e.get("mode") not in ("summarize", "plan")]
     if decisions and decisions[-1].get("mode") == "handback":
         return "premature_finish"  # it stopped with steps left that no other agent took on

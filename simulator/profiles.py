@@ -62,6 +62,31 @@ class ModelLatency(BaseModel):
     per_1k_input_tokens_s: float = Field(0.02, ge=0, le=60, description="0 to 60 s")
 
 
+# A thousand dollars per million tokens is far past any list price: above it, a price is a typo.
+MAX_PRICE = 1000.0
+
+
+class Price(BaseModel):
+    """List prices in US dollars per million tokens."""
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    input_per_mtok: float = Field(0.0, ge=0, le=MAX_PRICE, description=f"USD per million input tokens, 0 to {MAX_PRICE:g}")
+    output_per_mtok: float = Field(0.0, ge=0, le=MAX_PRICE,
+                                   description=f"USD per million output tokens (reasoning included), 0 to {MAX_PRICE:g}")
+
+
+class Prices(Price):
+    """The profile's prices, and other prices for roles a design gives a different model
+    (a cheap summarizer beside an expensive agent)."""
+    roles: dict[str, Price] = Field(default_factory=dict, description="role -> its own prices")
+
+    def usd(self, tokens_by_role: dict[str, list[int]]) -> float:
+        total = 0.0
+        for role, (tin, tout) in tokens_by_role.items():
+            p = self.roles.get(role, self)
+            total += (tin * p.input_per_mtok + tout * p.output_per_mtok) / 1e6
+        return total
+
+
 class ProfileError(ValueError):
     """A profile override that cannot work, named with the rule it breaks."""
 
@@ -114,6 +139,8 @@ class Profile(BaseModel):
                                   description="hidden output tokens charged per call, 0 to 1,000,000")
     context_window: int = Field(128_000, gt=0, le=MAX_TOKENS, description="tokens, 1 to 10,000,000")
     latency: ModelLatency = Field(default_factory=ModelLatency)
+    prices: Prices = Field(default_factory=Prices, description="US dollars per million tokens (input_per_mtok, "
+                           "output_per_mtok, and roles: {role: {...}}); unpriced profiles cost nothing")
 
     @model_validator(mode="after")
     def _modes(self):
@@ -167,6 +194,8 @@ STRONG = Profile(
     summary_recall=0.95,
     latency=ModelLatency(first_token_median_s=0.7, first_token_p95_s=2.5,
                          per_output_token_s=0.012, per_1k_input_tokens_s=0.02),
+    # GPT-4o's list price (OpenAI, 2025): $2.50 in, $10.00 out per million tokens
+    prices=Prices(input_per_mtok=2.5, output_per_mtok=10.0),
 )
 
 WEAK = Profile(
@@ -204,6 +233,8 @@ WEAK = Profile(
     context_window=32_000,
     latency=ModelLatency(first_token_median_s=0.3, first_token_p95_s=1.2,
                          per_output_token_s=0.006, per_1k_input_tokens_s=0.01),
+    # an 8B open-weights model on a hosted endpoint: about $0.20 per million tokens either way
+    prices=Prices(input_per_mtok=0.2, output_per_mtok=0.2),
 )
 
 # Fitted with `attrition calibrate` to tau-bench's GPT-4o airline results (50 tasks x 4 trials,
@@ -240,8 +271,12 @@ def get_profile(name: str, /, **overrides) -> Profile:
         raise KeyError(str(e)) from None
     if not overrides:
         return base
+    data = base.model_dump()
+    for k, v in overrides.items():
+        # a partial override of a nested setting (one price, one latency) keeps the rest
+        data[k] = {**data[k], **v} if isinstance(getattr(base, k, None), BaseModel) and isinstance(v, dict) else v
     try:
-        return Profile.model_validate({**base.model_dump(), **overrides})
+        return Profile.model_validate(data)
     except ValidationError as e:
         raise ProfileError(f"profile {name!r}: " + "; ".join(_override_problem(err) for err in e.errors())) from None
 

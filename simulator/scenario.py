@@ -143,6 +143,34 @@ class Budgets(Strict):
                                   description=f"virtual seconds, above 0 and at most {VIRTUAL_S}")
 
 
+# A million dollars per failed trial or per review is past any real cost: above it, a typo.
+MAX_USD = 1_000_000.0
+
+
+def _usd(default: float, what: str):
+    return Field(default, ge=0, le=MAX_USD, description=f"{what}; US dollars, 0 to {MAX_USD:,.0f}")
+
+
+class Impacts(Strict):
+    """What one failed trial costs the business, by how it failed (records: `impact`)."""
+    silent_wrong: float = _usd(100.0, "a wrong result delivered as if right (a wrong write, a wrong answer), found "
+                               "later by a customer or an audit")
+    duplicate_write: float = _usd(50.0, "an action carried out twice (a duplicate refund or booking), to undo")
+    loud: float = _usd(10.0, "a visible failure handed to a person (gave up, ran out of budget, no answer): "
+                       "about ten minutes of an operator at $60 an hour")
+
+
+class ReviewCosts(Strict):
+    """What the human reviewer's time costs."""
+    per_review: float = _usd(0.5, "each review answered")
+    per_minute: float = _usd(1.0, "each minute a review takes ($60 an hour)")
+
+
+class Costs(Strict):
+    failure: Impacts = Field(default_factory=Impacts)
+    review: ReviewCosts = Field(default_factory=ReviewCosts)
+
+
 class Scenario(Strict):
     name: str
     description: str = ""
@@ -164,6 +192,9 @@ class Scenario(Strict):
     faults: list[dict[str, Any]] = Field(
         default_factory=list, description="faults every run of this scenario gets: "
         "{name, target?, trigger keys (rate, at_call, ...), fault parameters}; see `attrition list faults`")
+    costs: Costs = Field(default_factory=Costs, description="what failures and human reviews cost, for cost per "
+                         "task and per success; defaults: silent_wrong 100, duplicate_write 50, loud 10, "
+                         "review 0.5 each plus 1 per minute")
 
     @property
     def max_steps(self) -> int:
@@ -178,6 +209,8 @@ class Scenario(Strict):
         for late in LATE_BUDGETS:  # fields added later enter the digest only when set, so
             if data["budgets"].get(late) is None:  # the trials of existing scenarios keep their ids
                 data["budgets"].pop(late, None)
+        if data["costs"] == Costs().model_dump(mode="json"):
+            data.pop("costs")  # added later, so it enters the digest only when set, as the budgets above
         for step in data["golden_path"]:
             if not step.get("difficulty"):
                 step.pop("difficulty", None)

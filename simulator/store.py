@@ -294,14 +294,21 @@ def flatten(r: TrialRecord) -> dict[str, Any]:
         "clarifications": r.clarifications, "guesses": r.guesses, "injections_obeyed": r.injections_obeyed,
         "reviews": r.reviews, "rejections": r.rejections, "review_s": r.review_s,
         "faults_fired": json.dumps(r.faults_fired, sort_keys=True), "fault_never_fired": bool(r.faults_not_fired),
+        "injections_seen": r.injections_seen, "first_answer_s": r.first_answer_s, "impact": r.impact,
+        # money is absent (None), not zero, on records written before it was kept
+        "model_usd": r.cost_usd.get("model"), "review_usd": r.cost_usd.get("review"),
+        "failure_usd": r.cost_usd.get("failure"), "cost_usd": r.cost_usd.get("total"),
+        "brier_sum": r.brier_sum, "confidence_bins": json.dumps(r.confidence_bins),
+        "tokens_by_role": json.dumps(r.tokens_by_role, sort_keys=True),
     }
 
 
-DB_VERSION = 5  # bump when the tables' layout changes: older stores are rebuilt from the log
+DB_VERSION = 6  # bump when the tables' layout changes: older stores are rebuilt from the log
 _SQL = {bool: "BOOLEAN", int: "BIGINT", float: "DOUBLE", str: "VARCHAR"}
 COLUMN_TYPES = {k: _SQL.get(type(v), "VARCHAR") for k, v in flatten(TrialRecord(
     trial_id="x", spec={}, scenario="", agent="", profile="", seed=0, replicate=0, outcome="success",
-    failure_mode="", failure_cause="", error="")).items()}
+    failure_mode="", failure_cause="", error="", impact="", first_answer_s=0.0,
+    cost_usd=dict.fromkeys(("model", "review", "failure", "total"), 0.0))).items()}
 _INSERT = f"INSERT INTO trials VALUES ({', '.join('?' for _ in COLUMN_TYPES)})"
 
 
