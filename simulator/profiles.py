@@ -172,6 +172,9 @@ STRONG = Profile(
         "pass^k: per-task difficulty spread (difficulty_sd) so pass^k falls far slower than p^k "
         "(tau-bench retail, GPT-4o: 0.604 / 0.491 / 0.430 / 0.383)",
         "silent faults: truncation diagnosed 4.3% of the time (AgentChaos) -> notice_silent_wrong = 0.05",
+        "stated confidence: high on almost every call and only modestly higher on right calls than wrong "
+        "ones (verbalized confidence of GPT-4-class models separates them with AUROC ~0.6-0.7, Xiong et al., "
+        "ICLR 2024): confidence_discrimination = 0.3 gives AUROC 0.69 on chain-16 (3,383 calls)",
     ],
     base_hazard=0.015,
     difficulty_sd=0.9,
@@ -188,6 +191,7 @@ STRONG = Profile(
     clarify_when_ambiguous=0.7,
     obey_injection=0.1,
     overconfidence=0.5,
+    confidence_discrimination=0.3,
     ambiguity_penalty=0.4,
     track_goal_change=0.9,
     refetch_missing=0.9,
@@ -208,6 +212,8 @@ WEAK = Profile(
         "faster once their own mistakes are in context: self_conditioning = 0.6",
         "multi-turn underspecification ('LLMs Get Lost in Multi-Turn Conversation', 2025): "
         "unreliability grows more than aptitude falls: wider difficulty_sd",
+        "stated confidence: overconfident (mean 0.89 against 77% of calls right on chain-16) and modestly "
+        "informative: confidence_discrimination = 0.3 gives AUROC 0.72 (2,992 calls)",
     ],
     # 0.07 before context bent in below the effective length and answers were recalled under
     # the hazard; 0.045 keeps the same horizon with both
@@ -226,6 +232,7 @@ WEAK = Profile(
     clarify_when_ambiguous=0.3,
     obey_injection=0.4,
     overconfidence=1.0,
+    confidence_discrimination=0.3,
     ambiguity_penalty=1.0,
     track_goal_change=0.6,
     refetch_missing=0.6,
