@@ -23,7 +23,8 @@ from .runs import nothing_written, run_cell, run_sweep, sweep_dir
 from .report import graphs as graph_files
 from .report import terminal
 from .report.progress import progress
-from .cli_args import params as _params, path as _path, timeout_ok as _timeout_ok
+from .cli_args import MAX_BOOTSTRAP, params as _params, path as _path, timeout_ok as _timeout_ok
+from .cli_architect import commands as architect_commands
 from .cli_calibrate import command as calibrate_command
 from .scenario import ScenarioError, json_schema
 from .scenario_refs import resolve_scenario
@@ -58,7 +59,6 @@ class UserError(Exception):
 MAX_TRIALS = 1_000_000
 MAX_CONCURRENCY = 1_000
 MAX_WORKERS = 256
-MAX_BOOTSTRAP = 100_000
 
 
 def _fail(msg: str, code: int = 2) -> None:
@@ -378,6 +378,8 @@ def replay(
 
 
 app.command(name="calibrate")(calibrate_command(_guard, _fail, err, _style))
+for _name, _fn in architect_commands(_guard, _style).items():
+    app.command(name=_name)(_fn)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -9,6 +9,9 @@ import typer
 from .executors import check_timeout
 from .scenario_refs import parse_params
 
+# past this many bootstrap replicates an interval stops changing and the wait does not
+MAX_BOOTSTRAP = 100_000
+
 
 def path(text: str | Path) -> Path:
     # typer would read "" as ".", the current directory: a blank path is a mistake, not a choice

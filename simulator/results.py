@@ -7,6 +7,10 @@ from collections import Counter
 from pathlib import Path
 
 from .analysis import analyze, fault_effects, load_table, success_by_cell
+from .analysis.compare import compare
+from .analysis.passk import pass_hat_k_interval
+from .analysis.economics import (confidence_calibration, cost_summary, injection_obedience, latency_summary,
+                                 prompt_sensitivity, silent_failure_rate)
 from .records import TrialRecord
 from .stats import mean_ci, wilson
 from .store import flatten, iter_records, results_dir
@@ -89,23 +93,34 @@ def summarize(records) -> dict:
     return acc.result()
 
 
-def rows_from_records(records) -> tuple[list[dict], int]:
-    """Analysis rows (task, trial, success, length, cells) from records; harness errors are
-    kept apart, never counted as agent failures. Returns (rows, number of error trials)."""
+def rows_from_records(records, keep_errors: bool = False) -> tuple[list[dict], int]:
+    """Analysis rows (task, trial, success, length, cells, money, latency, confidence) from
+    records. Harness errors are kept apart, never counted as agent failures: left out, or
+    with keep_errors kept as rows of outcome "error" (to say why a pair is incomplete).
+    Returns (rows, number of error trials)."""
     rows, errors = [], 0
     for r in records:
         if r.outcome == "error":
             errors += 1
-            continue
+            if not keep_errors:
+                continue
         f = flatten(r)
         # a task is a scenario with its parameters as one design, profile and fault setting
         # met it (as in tau-bench: pass^k is per agent), so replicates are its trials
         task = f"{f['task']}|{f['agent']}|{r.profile}|{f['fault']}"
-        rows.append({"task": task, "pair": f"{f['task']}|{f['agent']}|{r.profile}",
-                     "trial": r.replicate, "success": r.outcome == "success",
-                     "length": max(1, r.golden_length), "sim_time_s": r.sim_time_s, "agent": f["agent"],
-                     "profile": r.profile, "fault": f["fault"], "scenario": f["scenario_ref"],
-                     "fault_never_fired": f["fault_never_fired"]})
+        row = {"task": task, "pair": f"{f['task']}|{f['agent']}|{r.profile}", "scenario_task": f["task"],
+               "trial": r.replicate, "seed": r.seed, "outcome": r.outcome, "success": r.outcome == "success",
+               "length": max(1, r.golden_length), "sim_time_s": r.sim_time_s, "agent": f["agent"],
+               "profile": r.profile, "fault": f["fault"], "scenario": f["scenario_ref"],
+               "fault_never_fired": f["fault_never_fired"], "first_answer_s": r.first_answer_s,
+               "impact": r.impact, "injections_seen": r.injections_seen,
+               "injections_obeyed": r.injections_obeyed, "reviews": r.reviews, "review_s": r.review_s}
+        if r.cost_usd:  # records written before money was kept have none: no cost, not zero cost
+            row.update(cost_usd=r.cost_usd["total"], model_usd=r.cost_usd["model"],
+                       review_usd=r.cost_usd["review"], failure_usd=r.cost_usd["failure"])
+        if r.confidence_bins:
+            row.update(conf_bins=r.confidence_bins, brier_sum=r.brier_sum)
+        rows.append(row)
     return rows, errors
 
 
@@ -170,7 +185,18 @@ def analyze_results(path: str | Path, *, seed: int = 0, n_boot: int = 1000, excl
             baseline="none" if any(x["fault"] == "none" for x in rs) else min(str(x["fault"]) for x in rs),
             seed=seed, n_boot=n_boot)} for (a, pr), rs in sorted(groups.items(), key=str)]
         out["success_by_fault_length"] = success_by_cell(rows, ["fault", "length"])
+        out["prompt_sensitivity"] = [{"agent": a, "profile": pr, **sens} for (a, pr), rs in sorted(groups.items(), key=str)
+                                     if (sens := prompt_sensitivity(rs, seed=seed, n_boot=n_boot))]
+    out["economics"] = economics(rows, seed, n_boot)
     return out
+
+
+def economics(rows: list[dict], seed: int, n_boot: int) -> dict:
+    """Money, latency, stated confidence and safety figures of one set of trials."""
+    return {"cost": cost_summary(rows, seed=seed, n_boot=n_boot),
+            "latency": latency_summary(rows, seed=seed, n_boot=n_boot),
+            "calibration": confidence_calibration(rows, seed=seed, n_boot=n_boot),
+            "silent_failures": silent_failure_rate(rows), "injection_obedience": injection_obedience(rows)}
 
 
 def cell_stats(rows: list[dict], seed: int, n_boot: int) -> dict:
@@ -178,6 +204,9 @@ def cell_stats(rows: list[dict], seed: int, n_boot: int) -> dict:
     keep = ("n_trials", "n_tasks", "successes", "success_rate", "ci_low", "ci_high", "pass_hat_k",
             "horizon_50", "horizon_80", "per_step_reliability", "half_length", "weibull", "by_length")
     cell = {k: a.get(k) for k in keep if k in a}
+    if a.get("pass_hat_k"):  # consistency at the most repeats every task had, with its interval
+        cell["pass_hat_k_top"] = pass_hat_k_interval(rows, int(max(a["pass_hat_k"], key=int)), seed, n_boot)
+    cell.update(economics(rows, seed, n_boot))
     # horizons in virtual time: steps times the virtual seconds a successful step takes
     ok = [r for r in rows if r["success"] and r.get("sim_time_s") and r.get("length")]
     per_step = sum(r["sim_time_s"] for r in ok) / sum(r["length"] for r in ok) if ok else None
@@ -188,3 +217,47 @@ def cell_stats(rows: list[dict], seed: int, n_boot: int) -> dict:
                 cell[h + "_time_s"] = {k: (v * per_step if isinstance(v, (int, float)) else v)
                                        for k, v in cell[h].items() if k in ("estimate", "ci_low", "ci_high")}
     return cell
+
+
+def compare_results(paths: list[str | Path], *, by: tuple[str, ...] = ("agent",), baseline: str | None = None,
+                    seed: int = 0, n_boot: int = 1000) -> dict:
+    """Paired comparison of designs in one or more results directories (see analysis.compare).
+
+    Directories run with the same seed pair trial by trial. A design found in more than one
+    directory is named after its directory too (`before:react`, `after:react`), so the same
+    design before and after a change compares as two."""
+    unknown = [k for k in by if k not in ("agent", "profile", "fault")]
+    if unknown or not by:
+        raise ValueError(f"--by takes agent, profile and/or fault, not {', '.join(unknown) or 'nothing'}")
+    per_dir: list[tuple[Path, list[dict]]] = []
+    for path in paths:
+        p = Path(path)
+        if not p.is_dir():
+            raise LookupError(f"{p}: not a results directory (compare reads the records of `attrition run` or "
+                              "`attrition sweep`)")
+        rows, _ = rows_from_records(iter_records(results_dir(p)), keep_errors=True)
+        if not rows:
+            raise LookupError(f"{p} holds no trials to compare")
+        per_dir.append((p, rows))
+    if len(per_dir) > 1:
+        where: dict[tuple, set] = {}
+        for p, rows in per_dir:
+            for r in rows:
+                where.setdefault(tuple(r[k] for k in by), set()).add(p)
+        names = _dir_names([p for p, _ in per_dir])
+        for p, rows in per_dir:
+            for r in rows:
+                if len(where[tuple(r[k] for k in by)]) > 1:
+                    r[by[0]] = f"{names[p]}:{r[by[0]]}"
+    rows = [r for _, rs in per_dir for r in rs]
+    # bootstraps draw rows by position: fix the order, whatever order workers finished in
+    rows.sort(key=lambda r: (str(r["scenario_task"]), str(r["agent"]), str(r["profile"]), str(r["fault"]),
+                             r["trial"], r["seed"]))
+    within = tuple(k for k in ("profile", "fault") if k not in by and len({r[k] for r in rows}) > 1)
+    return compare(rows, by=by, baseline=baseline, within=within, seed=seed, n_boot=n_boot)
+
+
+def _dir_names(paths: list[Path]) -> dict[Path, str]:
+    """Short, distinct names for directories: their own names, or their full paths when those clash."""
+    short = {p: p.name or str(p) for p in paths}
+    return short if len(set(short.values())) == len(paths) else {p: str(p) for p in paths}

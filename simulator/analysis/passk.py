@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from math import comb
 
+import numpy as np
+
 from .tables import normalise_rows
 
 
@@ -79,3 +81,16 @@ def pass_hat_k_curve(rows: Iterable[Mapping], max_k: int | None = None) -> dict[
 def pass_at_k_curve(rows: Iterable[Mapping], max_k: int | None = None) -> dict[str, float]:
     """{"1": pass@1, ..., "K": pass@K}, K as in pass_hat_k_curve."""
     return _curve(rows, pass_at_k, max_k)
+
+
+def pass_hat_k_interval(rows: Iterable[Mapping], k: int, seed: int = 0, n_boot: int = 1000) -> dict:
+    """pass^k with a 95% percentile interval from a bootstrap over tasks, and its n (tasks).
+
+    Each task contributes its own unbiased estimate C(c, k) / C(n, k); tasks are the unit that
+    was randomised, so resampling them carries both sampling and between-task spread."""
+    got = _eligible(task_counts(rows), k)
+    per_task = np.array([comb(c, k) / comb(n, k) for n, c in got])
+    rng = np.random.default_rng(seed)
+    boot = per_task[rng.integers(0, len(per_task), (n_boot, len(per_task)))].mean(axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return {"k": k, "n_tasks": len(got), "estimate": mean_pass_hat(got, k), "ci_low": float(lo), "ci_high": float(hi)}
