@@ -13,6 +13,7 @@ import json
 from langchain_core.messages import SystemMessage, ToolMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
+from langgraph.types import interrupt
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt
 
 TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -95,6 +96,41 @@ def retrying_tools(kit, retrying: Retrying, *, idempotency: bool = False) -> Too
         except Exception as e:
             return error_message(call, e)
     return ToolNode(kit.tools, wrap_tool_call=wrap)
+
+
+def reviewed_tools(kit, gated):
+    """A tools node that asks a human, with one `interrupt()` each, about the calls `gated(call,
+    message)` picks (message: the AIMessage that made them), then runs what was allowed.
+
+    Every question comes first: a resumed node starts over, and must not run a tool twice.
+    Answers are decisions in LangChain's human-in-the-loop format: approve, edit (run
+    `edited_action.args` instead) or reject (the model gets a tool error saying so)."""
+    run_tools = ToolNode(kit.tools)  # runs what was allowed, handling bad arguments as react does
+
+    def rejected(call, decision) -> ToolMessage:
+        reason = decision.get("message") or "no reason given"
+        return ToolMessage(f"Error: a human reviewer rejected this call ({reason}); it was not run.",
+                           tool_call_id=call["id"], name=call["name"], status="error")
+
+    def tools(state):
+        message = state["messages"][-1]
+        calls = message.tool_calls
+        decisions = {c["id"]: interrupt({"question": f"Allow this call to {c['name']}?", "tool_call": c})
+                     for c in calls if gated(c, message)}
+        answers, allowed = {}, []
+        for call in calls:
+            decision = decisions.get(call["id"]) or {"type": "approve"}
+            if decision["type"] == "reject":
+                answers[call["id"]] = rejected(call, decision)
+            elif decision["type"] == "edit":
+                allowed.append({**call, "args": decision["edited_action"]["args"], "type": "tool_call"})
+            else:
+                allowed.append({**call, "type": "tool_call"})
+        for msg in run_tools.invoke(allowed)["messages"] if allowed else []:
+            answers[msg.tool_call_id] = msg
+        return {"messages": [answers[c["id"]] for c in calls]}
+
+    return tools
 
 
 def loop(kit, call_model, tools_node, *, extra_nodes=None, after_tools="agent", state=MessagesState):

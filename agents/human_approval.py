@@ -18,11 +18,7 @@ policy, not a parameter of this design.
 Params:
   review=writes   which calls wait for a human: writes, or all (every tool call)
 """
-from langchain_core.messages import ToolMessage
-from langgraph.prebuilt import ToolNode
-from langgraph.types import interrupt
-
-from attrition_designs._parts import loop, system, writes
+from attrition_designs._parts import loop, reviewed_tools, system, writes
 
 PARAMS = {"review": "writes"}
 
@@ -34,35 +30,11 @@ def build(kit):
     model = kit.model("agent").bind_tools(kit.tools)
     sys_msg = system(kit)
     tools_by_name = {t.name: t for t in kit.tools}
-    run_tools = ToolNode(kit.tools)  # runs what was allowed, handling bad arguments as react does
 
-    def gated(call) -> bool:
+    def gated(call, message) -> bool:
         return p["review"] == "all" or writes(tools_by_name.get(call["name"]))
 
     def agent(state):
         return {"messages": [model.invoke([sys_msg, *state["messages"]])]}
 
-    def rejected(call, decision) -> ToolMessage:
-        reason = decision.get("message") or "no reason given"
-        return ToolMessage(f"Error: a human reviewer rejected this call ({reason}); it was not run.",
-                           tool_call_id=call["id"], name=call["name"], status="error")
-
-    def tools(state):
-        calls = state["messages"][-1].tool_calls
-        # every question first: a resumed node starts over, and must not run a tool twice
-        decisions = {c["id"]: interrupt({"question": f"Allow this call to {c['name']}?", "tool_call": c})
-                     for c in calls if gated(c)}
-        answers, allowed = {}, []
-        for call in calls:
-            decision = decisions.get(call["id"]) or {"type": "approve"}
-            if decision["type"] == "reject":
-                answers[call["id"]] = rejected(call, decision)
-            elif decision["type"] == "edit":
-                allowed.append({**call, "args": decision["edited_action"]["args"], "type": "tool_call"})
-            else:
-                allowed.append({**call, "type": "tool_call"})
-        for msg in run_tools.invoke(allowed)["messages"] if allowed else []:
-            answers[msg.tool_call_id] = msg
-        return {"messages": [answers[c["id"]] for c in calls]}
-
-    return loop(kit, agent, tools)
+    return loop(kit, agent, reviewed_tools(kit, gated))
