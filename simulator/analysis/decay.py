@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize, stats
 
-from .logistic import fit_logistic, horizon, qkey
+from .logistic import fit_logistic, fit_many, horizon, horizons, qkey
 from .resample import draw, grouped, hierarchy, interval, value_arrays
 from .tables import normalise_rows
 
@@ -62,27 +62,17 @@ def _bootstrap_horizons(d: dict[str, Any], x: np.ndarray, quantiles: Sequence[fl
     replicates were dropped for having none."""
     rng = np.random.default_rng(seed)
     h = hierarchy(d["task"])
-    reps, slopes, dropped = {q: [] for q in quantiles}, [], 0
-    for _ in range(n_boot):
-        idx = draw(h, rng, within=True)
-        nb, sb = grouped(d, idx)
-        ok = nb > 0
-        # A replicate that lost every failure, every success or all but one length has no
-        # identified slope; refitting it would only inject the ridge's arbitrary answer.
-        if ok.sum() < 2 or sb.sum() in (0.0, nb.sum()):
-            dropped += 1
-            continue
-        rb0, rb1, _ = fit_logistic(x, nb, sb)
-        hs = {q: horizon(rb0, rb1, q) for q in quantiles}
-        # Replicates whose slope is not negative have no horizon at all; they are dropped and
-        # counted, so a reader can see when the interval rests on a minority of replicates.
-        if not all(math.isfinite(v) for v in hs.values()):
-            dropped += 1
-            continue
-        slopes.append(rb1)
-        for q in quantiles:
-            reps[q].append(hs[q])
-    return reps, slopes, dropped
+    counts = [grouped(d, draw(h, rng, within=True)) for _ in range(n_boot)]
+    nb, sb = np.array([c[0] for c in counts]), np.array([c[1] for c in counts])
+    # A replicate that lost every failure, every success or all but one length has no
+    # identified slope; refitting it would only inject the ridge's arbitrary answer.
+    ok = ((nb > 0).sum(axis=1) >= 2) & (sb.sum(axis=1) > 0) & (sb.sum(axis=1) < nb.sum(axis=1))
+    b0, b1 = fit_many(x, nb[ok], sb[ok])  # every replicate at once: one fit per replicate costs minutes
+    hs = {q: horizons(b0, b1, q) for q in quantiles}
+    # Replicates whose slope is not negative have no horizon at all; they are dropped and
+    # counted, so a reader can see when the interval rests on a minority of replicates.
+    kept = np.all([np.isfinite(hs[q]) for q in quantiles], axis=0) if len(b1) else np.zeros(0, bool)
+    return {q: hs[q][kept].tolist() for q in quantiles}, b1[kept].tolist(), int(n_boot - kept.sum())
 
 
 def _put_horizons(out: dict[str, Any], ests: dict[float, float], reps: dict[float, list],

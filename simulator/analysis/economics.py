@@ -12,6 +12,7 @@ Intervals are 95% percentile intervals of a bootstrap over tasks, then trials wi
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from itertools import combinations
 from typing import Any
 
@@ -26,12 +27,30 @@ SILENT = ("silent_wrong", "duplicate_write")
 WORDING_FAULTS = ("typo", "paraphrase")
 
 
-def _boot(rows: list[dict], stat, seed: int, n_boot: int) -> np.ndarray:
-    """stat(idx) over n_boot hierarchical replicates (tasks, then trials within them)."""
-    _, task = np.unique(np.array([str(r["task"]) for r in rows]), return_inverse=True)
+# Replicate index rows in memory at once: a (replicates x trials) block of about this many entries
+_BLOCK = 100_000
+
+
+@lru_cache(maxsize=8)
+def _draws(tasks: tuple, seed: int, n_boot: int) -> tuple[np.ndarray, ...]:
+    """The replicates' row indices (tasks, then trials within them), shared by every figure of
+    one set of rows: a cell's cost, latency and calibration come from the same replicates."""
+    _, task = np.unique(np.array(tasks), return_inverse=True)
     h = hierarchy(task)
     rng = np.random.default_rng(seed)
-    return np.array([stat(draw(h, rng, within=True)) for _ in range(n_boot)])
+    return tuple(draw(h, rng, within=True) for _ in range(n_boot))
+
+
+def _boot(rows: list[dict], stat, seed: int, n_boot: int) -> np.ndarray:
+    """stat over n_boot replicates. stat takes a (replicates, trials) block of row indices and
+    returns one value (or one row of values) per replicate: vectorised over replicates when
+    every replicate has as many trials (every task run as often), one at a time otherwise."""
+    draws = _draws(tuple(str(r["task"]) for r in rows), seed, n_boot)
+    if len({len(d) for d in draws}) == 1:
+        m = np.stack(draws)
+        step = max(1, _BLOCK // max(1, m.shape[1]))
+        return np.concatenate([np.asarray(stat(m[i:i + step]), dtype=float) for i in range(0, n_boot, step)])
+    return np.concatenate([np.asarray(stat(d[None, :]), dtype=float) for d in draws])
 
 
 def _pct(vals) -> tuple:
@@ -56,8 +75,11 @@ def cost_summary(rows: Iterable[Mapping], seed: int = 0, n_boot: int = 1000) -> 
     cost = np.array([float(r["cost_usd"]) for r in rows])
     model = np.array([float(r.get("model_usd") or 0.0) for r in rows])
     y = np.array([float(r["success"]) for r in rows])
-    boot = _boot(rows, lambda i: (cost[i].mean(), cost[i].sum() / y[i].sum() if y[i].sum() else np.nan,
-                                  model[i].mean()), seed, n_boot)
+    def stat(i):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.stack([cost[i].mean(axis=1), cost[i].sum(axis=1) / y[i].sum(axis=1),
+                             model[i].mean(axis=1)], axis=1)
+    boot = _boot(rows, stat, seed, n_boot)
     per_success = cost.sum() / y.sum() if y.sum() else None
     by_impact: dict[str, dict] = {}
     for r in rows:
@@ -80,7 +102,7 @@ def _percentiles(rows: list[dict], key: str, qs, seed: int, n_boot: int) -> dict
     if not rows:
         return None
     v = np.array([float(r[key]) for r in rows])
-    boot = _boot(rows, lambda i: np.percentile(v[i], qs), seed, n_boot)
+    boot = _boot(rows, lambda i: np.percentile(v[i], qs, axis=1).T, seed, n_boot)
     est = np.percentile(v, qs)
     return {"n": len(rows), **{f"p{q:g}": interval(e, *_pct(boot[:, j]))
                                for j, (q, e) in enumerate(zip(qs, est))}}
@@ -98,15 +120,15 @@ def latency_summary(rows: Iterable[Mapping], seed: int = 0, n_boot: int = 1000,
             "first_answer_s": _percentiles(rows, "first_answer_s", qs, seed, n_boot)}
 
 
-def _ece_brier(bins: np.ndarray, brier: np.ndarray) -> tuple[float, float]:
-    """bins: (trials, 10, 3) of [calls, sum of confidence, right]; the ECE and Brier of their sum."""
-    tot = bins.sum(axis=0)
-    n = tot[:, 0].sum()
-    if n == 0:
-        return np.nan, np.nan
-    used = tot[:, 0] > 0
-    gap = np.abs(tot[used, 1] - tot[used, 2])  # n_b * |mean conf - accuracy| = |sum conf - right|
-    return float(gap.sum() / n), float(brier.sum() / n)
+def _ece_brier(bins: np.ndarray, brier: np.ndarray) -> np.ndarray:
+    """bins: (..., trials, 10, 3) of [calls, sum of confidence, right], brier: (..., trials);
+    [ECE, Brier] of their pooled sums, (..., 2)."""
+    tot = bins.sum(axis=-3)
+    n = tot[..., 0].sum(axis=-1)
+    # n_b * |mean confidence - accuracy| = |sum of confidence - right|, summed over bins
+    gap = np.abs(tot[..., 1] - tot[..., 2]).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.stack([gap / n, brier.sum(axis=-1) / n], axis=-1)
 
 
 def confidence_calibration(rows: Iterable[Mapping], seed: int = 0, n_boot: int = 1000) -> dict | None:

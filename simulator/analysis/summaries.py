@@ -10,7 +10,7 @@ import numpy as np
 
 from ..stats import wilson
 from .decay import constant_hazard_fit, logistic_horizon, weibull_fit
-from .logistic import fit_logistic, horizon, qkey
+from .logistic import fit_many, horizons, qkey
 from .passk import pass_at_k_curve, pass_hat_k_curve, task_counts
 from .resample import draw, hierarchy, interval
 from .tables import normalise_rows, plain, sort_key, success_by_cell
@@ -155,20 +155,28 @@ def _rates(t: _Trials, idx: np.ndarray) -> np.ndarray:
         return s / n
 
 
-def _horizons(t: _Trials, idx: np.ndarray, quantile: float) -> np.ndarray:
-    """Horizon at `quantile` per setting among the rows in idx (nan where there is none)."""
+def _level_counts(t: _Trials, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(trials, successes) per setting and length among the rows in idx, each (settings, lengths)."""
     n_set, n_lev = t.n_set, len(t.x)
     flat = t.fcode[idx] * n_lev + t.lcode[idx]
     n = np.bincount(flat, minlength=n_set * n_lev).astype(float).reshape(n_set, n_lev)
     s = np.bincount(flat, weights=t.y[idx], minlength=n_set * n_lev).reshape(n_set, n_lev)
-    hs = np.full(n_set, np.nan)
-    for f in range(n_set):
-        # Same identifiability rules as logistic_horizon: two lengths, both outcomes.
-        if (n[f] > 0).sum() >= 2 and 0 < s[f].sum() < n[f].sum():
-            b0, b1, _ = fit_logistic(t.x, n[f], s[f])
-            h = horizon(b0, b1, quantile)
-            hs[f] = h if math.isfinite(h) else np.nan
-    return hs
+    return n, s
+
+
+def _horizon_rows(x: np.ndarray, n: np.ndarray, s: np.ndarray, quantile: float) -> np.ndarray:
+    """Horizon at `quantile` for each row of count tables n, s (rows, lengths); nan where the
+    rules of logistic_horizon leave none: two lengths tried, both outcomes seen."""
+    ok = ((n > 0).sum(axis=1) >= 2) & (s.sum(axis=1) > 0) & (s.sum(axis=1) < n.sum(axis=1))
+    out = np.full(len(n), np.nan)
+    if ok.any():
+        out[ok] = horizons(*fit_many(x, n[ok], s[ok]), quantile)
+    return out
+
+
+def _horizons(t: _Trials, idx: np.ndarray, quantile: float) -> np.ndarray:
+    """Horizon at `quantile` per setting among the rows in idx (nan where there is none)."""
+    return _horizon_rows(t.x, *_level_counts(t, idx), quantile)
 
 
 def _bootstrap(t: _Trials, seed: int, n_boot: int,
@@ -177,14 +185,14 @@ def _bootstrap(t: _Trials, seed: int, n_boot: int,
     each replicate draws tasks once for every setting, keeping a paired design paired."""
     rng = np.random.default_rng(seed)
     hier = hierarchy(t.task, t.task * t.n_set + t.fcode)
-    boot_r = np.empty((n_boot, t.n_set))
-    boot_h = np.empty((n_boot, t.n_set)) if t.x is not None else None
-    for b in range(n_boot):
-        idx = draw(hier, rng, within=True)
-        boot_r[b] = _rates(t, idx)
-        if boot_h is not None:
-            boot_h[b] = _horizons(t, idx, quantile)
-    return boot_r, boot_h
+    draws = [draw(hier, rng, within=True) for _ in range(n_boot)]
+    boot_r = np.array([_rates(t, idx) for idx in draws])
+    if t.x is None:
+        return boot_r, None
+    counts = [_level_counts(t, idx) for idx in draws]
+    n = np.concatenate([c[0] for c in counts])  # (replicates x settings, lengths): fitted all at once
+    s = np.concatenate([c[1] for c in counts])
+    return boot_r, _horizon_rows(t.x, n, s, quantile).reshape(n_boot, t.n_set)
 
 
 def _pct(vals: np.ndarray) -> tuple:
