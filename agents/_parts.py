@@ -133,6 +133,17 @@ def reviewed_tools(kit, gated):
     return tools
 
 
+def reviewing_loop(kit, gated):
+    """The tool-calling loop whose tools node asks a human first about the calls gated() picks."""
+    model = kit.model("agent").bind_tools(kit.tools)
+    sys_msg = system(kit)
+
+    def agent(state):
+        return {"messages": [model.invoke([sys_msg, *state["messages"]])]}
+
+    return loop(kit, agent, reviewed_tools(kit, gated))
+
+
 def loop(kit, call_model, tools_node, *, extra_nodes=None, after_tools="agent", state=MessagesState):
     """agent -> tools -> [after_tools ...] -> agent, ending when the model stops calling tools."""
     g = StateGraph(state)

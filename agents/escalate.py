@@ -17,14 +17,17 @@ calls without review. The reviewer's answers follow LangChain's human-in-the-loo
 (see human-approval); who answers and how well is the environment's reviewer policy.
 
 Params:
-  threshold=0.8   review a call when the stated confidence is below this, 0 to 1
-                  (0: never review; 1: review every call in scope)
+  threshold=0.9   review a call when the stated confidence is below this, 0 to 1
+                  (0: never review; 1: review every call in scope). Stated confidences
+                  cluster between 0.8 and 1, so useful thresholds lie there too: with the
+                  weak preset, 0.95 reviews about a third of writes and catches about
+                  half of the wrong ones
   review=writes   which calls may be reviewed: writes, or all (every tool call)
   missing=review  a call without a stated confidence: review, or skip
 """
-from attrition_designs._parts import loop, reviewed_tools, system, writes
+from attrition_designs._parts import reviewing_loop, writes
 
-PARAMS = {"threshold": 0.8, "review": "writes", "missing": "review"}
+PARAMS = {"threshold": 0.9, "review": "writes", "missing": "review"}
 
 
 def _threshold(value) -> float:
@@ -51,15 +54,10 @@ def build(kit):
         raise ValueError(f"review must be writes or all, not {p['review']!r}")
     if p["missing"] not in ("review", "skip"):
         raise ValueError(f"missing must be review or skip, not {p['missing']!r}")
-    model = kit.model("agent").bind_tools(kit.tools)
-    sys_msg = system(kit)
     tools_by_name = {t.name: t for t in kit.tools}
 
     def gated(call, message) -> bool:
         in_scope = p["review"] == "all" or writes(tools_by_name.get(call["name"]))
         return in_scope and unsure(message, threshold, p["missing"])
 
-    def agent(state):
-        return {"messages": [model.invoke([sys_msg, *state["messages"]])]}
-
-    return loop(kit, agent, reviewed_tools(kit, gated))
+    return reviewing_loop(kit, gated)

@@ -18,7 +18,7 @@ policy, not a parameter of this design.
 Params:
   review=writes   which calls wait for a human: writes, or all (every tool call)
 """
-from attrition_designs._parts import loop, reviewed_tools, system, writes
+from attrition_designs._parts import reviewing_loop, writes
 
 PARAMS = {"review": "writes"}
 
@@ -27,14 +27,9 @@ def build(kit):
     p = {**PARAMS, **kit.params}
     if p["review"] not in ("writes", "all"):
         raise ValueError(f"review must be writes or all, not {p['review']!r}")
-    model = kit.model("agent").bind_tools(kit.tools)
-    sys_msg = system(kit)
     tools_by_name = {t.name: t for t in kit.tools}
 
     def gated(call, message) -> bool:
         return p["review"] == "all" or writes(tools_by_name.get(call["name"]))
 
-    def agent(state):
-        return {"messages": [model.invoke([sys_msg, *state["messages"]])]}
-
-    return loop(kit, agent, reviewed_tools(kit, gated))
+    return reviewing_loop(kit, gated)
