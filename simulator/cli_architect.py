@@ -47,8 +47,10 @@ def commands(guard, style) -> dict:
                                    help=f"bootstrap replicates, 50 to {MAX_BOOTSTRAP:,}"),
         as_json: bool = typer.Option(False, "--json", help="print the analysis (the same as analyze --json)"),
     ) -> None:
-        """One page per design review: success, pass^k, H50, silent failures, cost, latency, calibration."""
-        a = guard(lambda: analyze_results(results, seed=seed, n_boot=n_boot))
+        """One page for a design review: per design, profile and fault setting (over all scenarios), success,
+        pass^k, H50, silent failures, cost per success, p95 latency, calibration and injection obedience."""
+        # one row per design, profile and fault setting, over every scenario they met
+        a = guard(lambda: analyze_results(results, seed=seed, n_boot=n_boot, cell_keys=("agent", "profile", "fault")))
         if as_json:
             print(json.dumps(a, indent=2, default=str))
         else:

@@ -138,9 +138,14 @@ def _noting_errors(records, into: Counter):
         yield r
 
 
-def analyze_results(path: str | Path, *, seed: int = 0, n_boot: int = 1000, exclude_unfired: bool = False) -> dict:
+CELL_KEYS = ("agent", "profile", "fault", "scenario")
+
+
+def analyze_results(path: str | Path, *, seed: int = 0, n_boot: int = 1000, exclude_unfired: bool = False,
+                    cell_keys: tuple[str, ...] = CELL_KEYS) -> dict:
     """Analysis of a results directory (records) or an external table (CSV, JSONL, JSON).
-    With exclude_unfired, trials in which a configured fault never fired are left out."""
+    With exclude_unfired, trials in which a configured fault never fired are left out.
+    Cells are the combinations of cell_keys that vary (a scorecard pools scenarios)."""
     p = Path(path)
     messages: Counter = Counter()
     if p.is_dir():
@@ -168,7 +173,7 @@ def analyze_results(path: str | Path, *, seed: int = 0, n_boot: int = 1000, excl
     out = analyze(rows, seed=seed, n_boot=n_boot)
     out["source"] = source
     out["error_trials_excluded"] = errors
-    keys = [k for k in ("agent", "profile", "fault", "scenario") if len({r.get(k) for r in rows}) > 1]
+    keys = [k for k in cell_keys if len({r.get(k) for r in rows}) > 1]
     if keys:
         cells = {}
         for r in rows:

@@ -216,9 +216,8 @@ def prompt_sensitivity(rows: Iterable[Mapping], variants: list | None = None, se
     than two such settings.
 
     pss: ProSA's score (mean over tasks of the mean pairwise |success_i - success_j|), with an
-    interval from a bootstrap over tasks;
-    noise_floor: its mean when the wording labels are shuffled within each task, the part of
-    pss that few trials per wording give by chance; flip_rate: among trials of one task and
+    interval from a bootstrap over tasks. With few trials per wording, sampling noise alone
+    makes it positive; flip_rate is the cleaner figure: among trials of one task and
     replicate under two wordings (which under common random numbers share the model's
     draws), the share whose outcome differs."""
     rows = [r for r in normalise_rows(rows) if "fault" in r and "scenario_task" in r]
@@ -236,21 +235,11 @@ def prompt_sensitivity(rows: Iterable[Mapping], variants: list | None = None, se
     p = _rates(n, s)
     rng = np.random.default_rng(seed)
     # tasks only: resampling trials too would add their noise to every |s_i - s_j| again and
-    # push the whole interval above the estimate; that noise is what noise_floor shows
+    # push the whole interval above the estimate
     boot = [_pss(p[rng.integers(0, n_t, n_t)]) for _ in range(n_boot)]
-    floor = [_pss(_rates(*_counts(task, _shuffle_within(task, var, rng), y, n_t, n_v))) for _ in range(200)]
     return {"variants": names, "n_tasks": n_t, "n_trials": len(rows),
-            "pss": interval(_pss(p), *_pct(np.array(boot))), "noise_floor": float(np.mean(floor)),
+            "pss": interval(_pss(p), *_pct(np.array(boot))),
             "flip_rate": _flips(rows, names), "by_variant": _by_variant(y, var, names)}
-
-
-def _shuffle_within(task: np.ndarray, var: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The wording labels permuted among the trials of each task."""
-    out = var.copy()
-    for t in np.unique(task):
-        at = np.flatnonzero(task == t)
-        out[at] = var[rng.permutation(at)]
-    return out
 
 
 def _flips(rows: list[dict], names: list[str]) -> dict:

@@ -13,7 +13,8 @@ KEYS = ("agent", "profile", "fault", "scenario")
 def _g(v: float) -> str:
     """A number in two significant digits (whole above 10), for the narrow second line of a cell."""
     a = abs(v)
-    return f"{v:,.0f}" if a >= 10 else f"{v:.2g}"
+    # an extrapolated horizon can run to millions of steps: a power of ten says enough
+    return f"{v:.0e}" if a >= 1e5 else f"{v:,.0f}" if a >= 10 else f"{v:.2g}"
 
 
 def _two(d: dict | None, fmt, scale: float = 1.0, short=_g) -> str:
@@ -82,11 +83,11 @@ def scorecard(a: dict, title: str, *, color: bool = False, width: int | None = N
             "confidence against being right, over every decision.", highlight=False)
     for s in a.get("prompt_sensitivity") or []:
         pss, flip = s["pss"], s["flip_rate"]
+        ci = f" (95% CI {_g(pss['ci_low'])}–{_g(pss['ci_high'])})" if pss.get("ci_low") is not None else ""
         c.print(f"prompt sensitivity, {escape(str(s['agent']))} / {escape(str(s['profile']))} over "
-                f"{', '.join(map(escape, map(str, s['variants'])))}: PSS {_two(pss, lambda v: f'{v:.3f}')} "
-                f"(noise floor {s['noise_floor']:.3f}, {s['n_tasks']} tasks); outcome flips between wordings "
-                f"{pct(flip['rate'])} (95% CI {pct(flip['ci_low'])}–{pct(flip['ci_high'])}, n={flip['n']} pairs)"
-                .replace("\n", " "), highlight=False)
+                f"{', '.join(escape(str(v)) for v in s['variants'])}: PSS {pss['estimate']:.3f}{ci}, {s['n_tasks']} "
+                f"tasks; outcome flips between wordings {pct(flip['rate'])} "
+                f"(95% CI {pct(flip['ci_low'])}–{pct(flip['ci_high'])}, n={flip['n']} pairs)", highlight=False)
     return _text(c)
 
 
