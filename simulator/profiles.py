@@ -280,8 +280,15 @@ def get_profile(name: str, /, **overrides) -> Profile:
         return base
     data = base.model_dump()
     for k, v in overrides.items():
-        # a partial override of a nested setting (one price, one latency) keeps the rest
-        data[k] = {**data[k], **v} if isinstance(getattr(base, k, None), BaseModel) and isinstance(v, dict) else v
+        # a partial override of a nested setting (one price, one latency) keeps the rest, whether
+        # given as a mapping (prices: {input_per_mtok: 3}) or by a dotted name (prices.input_per_mtok=3)
+        *outer, last = k.split(".")
+        at = data
+        for part in outer:
+            at = at.setdefault(part, {}) if isinstance(at, dict) else at
+        if not isinstance(at, dict):
+            raise ProfileError(f"profile {name!r}: {k}: {'.'.join(outer)} is not a group of settings")
+        at[last] = {**at[last], **v} if isinstance(at.get(last), dict) and isinstance(v, dict) else v
     try:
         return Profile.model_validate(data)
     except ValidationError as e:

@@ -81,6 +81,10 @@ def test_every_simulated_trial_carries_its_cost_and_figures():
 def test_a_partial_price_override_keeps_the_other_price():
     p = get_profile("strong", prices={"output_per_mtok": 20}).prices
     assert (p.input_per_mtok, p.output_per_mtok) == (2.5, 20.0)
+    p = get_profile("strong", **{"prices.input_per_mtok": 3, "prices.roles.summarizer.output_per_mtok": 0.5}).prices
+    assert (p.input_per_mtok, p.output_per_mtok, p.roles["summarizer"].output_per_mtok) == (3.0, 10.0, 0.5)
+    with pytest.raises(ProfileError, match="base_hazard.x: base_hazard is not a group of settings"):
+        get_profile("strong", **{"base_hazard.x": 1})
 
 
 @pytest.mark.parametrize("value, words", [(-1, "greater than or equal to 0"), ("cheap", "valid number")])
