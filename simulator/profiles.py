@@ -288,7 +288,9 @@ def get_profile(name: str, /, **overrides) -> Profile:
             at = at.setdefault(part, {}) if isinstance(at, dict) else at
         if not isinstance(at, dict):
             raise ProfileError(f"profile {name!r}: {k}: {'.'.join(outer)} is not a group of settings")
-        at[last] = {**at[last], **v} if isinstance(at.get(last), dict) and isinstance(v, dict) else v
+        # error_modes is a weight table, restated whole; settings groups keep what is not given
+        group = isinstance(getattr(base, last, None), BaseModel) if not outer else isinstance(at.get(last), dict)
+        at[last] = {**at[last], **v} if group and isinstance(v, dict) else v
     try:
         return Profile.model_validate(data)
     except ValidationError as e:
