@@ -153,3 +153,27 @@ def test_same_seed_same_answer_and_plain_json():
     a, b = compare(rows, n_boot=100, seed=4), compare(rows, n_boot=100, seed=4)
     assert a == b
     json.dumps(a)
+
+
+def test_ece_of_each_design_and_its_difference_come_from_the_stated_confidence():
+    empty = [0, 0.0, 0]
+    sure = [empty] * 9 + [[4, 3.8, 2]]  # mean 0.95, half right: ECE 0.45
+    honest = [empty] * 9 + [[4, 3.8, 4]]  # mean 0.95, all right: ECE 0.05
+    rows = pairs([1, 0, 1, 0], [1, 1, 1, 1])
+    for r in rows:
+        r["conf_bins"], r["brier_sum"] = (sure if r["agent"] == "A" else honest), 1.0
+    c = overall(rows)
+    assert c["ece"]["a"]["estimate"] == pytest.approx(0.45) and c["ece"]["b"]["estimate"] == pytest.approx(0.05)
+    assert c["ece"]["diff"]["estimate"] == pytest.approx(-0.4)
+    assert overall(pairs([1, 0], [1, 1]))["ece"] is None
+
+
+def test_each_design_carries_its_prompt_sensitivity_when_settings_reword_requests():
+    rows = []
+    for f, ya, yb in (("none", [1, 1, 1, 1], [1, 1, 1, 1]), ("typo", [0, 0, 1, 1], [1, 1, 1, 1])):
+        for side, ys in (("A", ya), ("B", yb)):
+            rows += [row(side, i // 2, i % 2, y, fault=f) for i, y in enumerate(ys)]
+    res = compare(rows, n_boot=50)
+    sens = {d["design"]: d["prompt_sensitivity"][0] for d in res["designs"]}
+    assert sens["A"]["flip_rate"]["count"] == 2 and sens["B"]["flip_rate"]["count"] == 0
+    assert sens["A"]["pss"]["estimate"] == pytest.approx(0.5) and sens["B"]["pss"]["estimate"] == 0

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import binomtest
 
+from .economics import ece_brier, prompt_sensitivity
 from .logistic import fit_many, horizons
 from .resample import draw, hierarchy, interval
 
@@ -61,7 +62,8 @@ def compare(rows: Iterable[Mapping], by: tuple[str, ...] = ("agent",), baseline:
         comparisons.append({"a": a, "b": b, "cells": _cells(pairs, within, rng, n_boot)})
     _holm([c for comp in comparisons for c in comp["cells"]])
     return {"by": list(by), "within": list(within), "baseline": baseline, "n_boot": n_boot, "seed": seed,
-            "designs": [_design_row(d, designs[d], comparisons) for d in names],
+            "designs": [_design_row(d, designs[d], comparisons, tuple(k for k in ("agent", "profile") if k not in by),
+                                    seed, n_boot) for d in names],
             "pairing": {"complete": not unpaired, "unpaired": unpaired,
                         "pairs": sum(c["cells"][0]["n_pairs"] for c in comparisons)},
             "comparisons": comparisons}
@@ -116,16 +118,24 @@ class _Pairs:
     time_b: np.ndarray
     cost_a: np.ndarray | None
     cost_b: np.ndarray | None
+    bins_a: np.ndarray | None  # stated confidence per trial: (pairs, 10, 3), with the Brier sums
+    bins_b: np.ndarray | None
+    brier_a: np.ndarray | None
+    brier_b: np.ndarray | None
 
 
 def _arrays(pairs: list[tuple]) -> _Pairs:
     _, task = np.unique(np.array([str(ra["scenario_task"]) for ra, _ in pairs]), return_inverse=True)
     col = lambda side, k: np.array([float(p[side][k]) for p in pairs])
     costed = all(p[s].get("cost_usd") is not None for p in pairs for s in (0, 1))
+    stated = all(p[s].get("conf_bins") for p in pairs for s in (0, 1))
+    bins = lambda side: np.array([p[side]["conf_bins"] for p in pairs], dtype=float) if stated else None
     return _Pairs(task=task, ya=col(0, "success"), yb=col(1, "success"),
                   length=np.array([float(ra.get("length") or 0) for ra, _ in pairs]),
                   time_a=col(0, "sim_time_s"), time_b=col(1, "sim_time_s"),
-                  cost_a=col(0, "cost_usd") if costed else None, cost_b=col(1, "cost_usd") if costed else None)
+                  cost_a=col(0, "cost_usd") if costed else None, cost_b=col(1, "cost_usd") if costed else None,
+                  bins_a=bins(0), bins_b=bins(1), brier_a=col(0, "brier_sum") if stated else None,
+                  brier_b=col(1, "brier_sum") if stated else None)
 
 
 def _cells(pairs: list[tuple], within: tuple[str, ...], rng: np.random.Generator, n_boot: int) -> list[dict]:
@@ -175,6 +185,11 @@ def _stats(p: _Pairs, rng: np.random.Generator, n_boot: int) -> dict:
         est = lambda c, y: c.sum() / y.sum() if y.sum() else np.nan
         cell["cost_per_success"] = _triple(est(p.cost_a, p.ya), est(p.cost_b, p.yb),
                                            per(p.cost_a, p.ya, paired), per(p.cost_b, p.yb, paired))
+    cell["ece"] = None
+    if p.bins_a is not None:
+        ece = lambda bins, brier, idx: np.array([ece_brier(bins[i], brier[i])[0] for i in idx])
+        cell["ece"] = _triple(ece_brier(p.bins_a, p.brier_a)[0], ece_brier(p.bins_b, p.brier_b)[0],
+                              ece(p.bins_a, p.brier_a, paired), ece(p.bins_b, p.brier_b, paired))
     p95 = lambda t, idx: np.array([np.percentile(t[i], 95) for i in idx])
     cell["p95_time_s"] = _triple(float(np.percentile(p.time_a, 95)), float(np.percentile(p.time_b, 95)),
                                  p95(p.time_a, paired), p95(p.time_b, paired))
@@ -219,7 +234,17 @@ def holm(p_values: list[float]) -> list[float]:
     return [c["p_holm"] for c in cells]
 
 
-def _design_row(name: str, trials: dict, comparisons: list[dict]) -> dict:
+def _design_row(name: str, trials: dict, comparisons: list[dict], others: tuple[str, ...], seed: int,
+                n_boot: int) -> dict:
     errors = sum(r["outcome"] == "error" for r in trials.values())
     paired = max((c["cells"][0]["n_pairs"] for c in comparisons if name in (c["a"], c["b"])), default=0)
-    return {"design": name, "trials": len(trials), "errors": errors, "paired": paired}
+    # how much its success depends on the wording, when fault settings reword requests: per
+    # value of what else varies (a design's profiles are different models)
+    groups: dict[tuple, list[dict]] = {}
+    for r in trials.values():
+        if r["outcome"] != "error" and "task" in r:
+            groups.setdefault(tuple(r[k] for k in others), []).append(r)
+    sens = [{**dict(zip(others, key)), **got} for key, rows in sorted(groups.items(), key=str)
+            if (got := prompt_sensitivity(rows, seed=seed, n_boot=n_boot))]
+    return {"design": name, "trials": len(trials), "errors": errors, "paired": paired,
+            "prompt_sensitivity": sens}

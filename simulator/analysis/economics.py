@@ -120,7 +120,7 @@ def latency_summary(rows: Iterable[Mapping], seed: int = 0, n_boot: int = 1000,
             "first_answer_s": _percentiles(rows, "first_answer_s", qs, seed, n_boot)}
 
 
-def _ece_brier(bins: np.ndarray, brier: np.ndarray) -> np.ndarray:
+def ece_brier(bins: np.ndarray, brier: np.ndarray) -> np.ndarray:
     """bins: (..., trials, 10, 3) of [calls, sum of confidence, right], brier: (..., trials);
     [ECE, Brier] of their pooled sums, (..., 2)."""
     tot = bins.sum(axis=-3)
@@ -145,8 +145,8 @@ def confidence_calibration(rows: Iterable[Mapping], seed: int = 0, n_boot: int =
     n = int(tot[:, 0].sum())
     if n == 0:
         return None
-    ece, bri = _ece_brier(bins, brier)
-    boot = _boot(rows, lambda i: _ece_brier(bins[i], brier[i]), seed, n_boot)
+    ece, bri = ece_brier(bins, brier)
+    boot = _boot(rows, lambda i: ece_brier(bins[i], brier[i]), seed, n_boot)
     width = 1 / len(tot)
     table = []
     for b, (calls, conf, right) in enumerate(tot):

@@ -82,13 +82,17 @@ def scorecard(a: dict, title: str, *, color: bool = False, width: int | None = N
             "successes; silent fail: wrong results delivered as right, and actions done twice. ECE: stated "
             "confidence against being right, over every decision.", highlight=False)
     for s in a.get("prompt_sensitivity") or []:
-        pss, flip = s["pss"], s["flip_rate"]
-        ci = f" (95% CI {_g(pss['ci_low'])}–{_g(pss['ci_high'])})" if pss.get("ci_low") is not None else ""
-        c.print(f"prompt sensitivity, {escape(str(s['agent']))} / {escape(str(s['profile']))} over "
-                f"{', '.join(escape(str(v)) for v in s['variants'])}: PSS {pss['estimate']:.3f}{ci}, {s['n_tasks']} "
-                f"tasks; outcome flips between wordings {pct(flip['rate'])} "
-                f"(95% CI {pct(flip['ci_low'])}–{pct(flip['ci_high'])}, n={flip['n']} pairs)", highlight=False)
+        _sensitivity(c, f"{s['agent']} / {s['profile']}", s)
     return _text(c)
+
+
+def _sensitivity(c, who: str, s: dict) -> None:
+    pss, flip = s["pss"], s["flip_rate"]
+    ci = f" (95% CI {_g(pss['ci_low'])}–{_g(pss['ci_high'])})" if pss.get("ci_low") is not None else ""
+    where = f" / {s['profile']}" if "profile" in s and str(s["profile"]) not in who else ""
+    c.print(f"prompt sensitivity, {escape(str(who))}{escape(where)} over {', '.join(escape(str(v)) for v in s['variants'])}: "
+            f"PSS {pss['estimate']:.3f}{ci}, {s['n_tasks']} tasks; outcome flips between wordings {pct(flip['rate'])} "
+            f"(95% CI {pct(flip['ci_low'])}–{pct(flip['ci_high'])}, n={flip['n']} pairs)", highlight=False)
 
 
 def _cmp_row(cell: dict, within: list[str]) -> list[str]:
@@ -101,7 +105,8 @@ def _cmp_row(cell: dict, within: list[str]) -> list[str]:
             f"{cell['p_holm']:.2g}" + (" *" if cell.get("significant") else ""),
             _two(h50 and h50.get("diff"), lambda v: f"{v:+.0f}"),
             _two(cps and cps.get("diff"), _signed_usd),
-            _two(p95 and p95.get("diff"), lambda v: f"{v:+,.1f}")]
+            _two(p95 and p95.get("diff"), lambda v: f"{v:+,.1f}"),
+            _two(cell.get("ece") and cell["ece"].get("diff"), lambda v: f"{v:+.3f}", short=lambda v: f"{v:.3f}".replace("0.", ".", 1))]
 
 
 def comparison(res: dict, *, color: bool = False, width: int | None = None) -> str:
@@ -121,11 +126,14 @@ def comparison(res: dict, *, color: bool = False, width: int | None = None) -> s
         for k in within:
             t.add_column(k)
         for col in ("pairs", "success\nA → B", "Δ success\npp, paired", "Δ pp\nunpaired", "A only /\nB only",
-                    "p (Holm)", "Δ H50\nsteps", "Δ $ per\nsuccess", "Δ p95\nsession s"):
+                    "p (Holm)", "Δ H50\nsteps", "Δ $ per\nsuccess", "Δ p95\nsession s", "Δ ECE"):
             t.add_column(col, justify="right")
         for cell in comp["cells"]:
             t.add_row(*_cmp_row(cell, within))
         c.print(t)
+    for d in res["designs"]:
+        for sens in d.get("prompt_sensitivity") or []:
+            _sensitivity(c, d["design"], sens)
     c.print("pp: percentage points. p: exact McNemar test on the discordant pairs, Holm-adjusted over every row "
             "shown; * below 0.05. Paired intervals resample tasks, then pairs within them.", highlight=False)
     return _text(c)
