@@ -26,7 +26,7 @@ from scipy.stats import binomtest
 
 from .economics import ece_brier, prompt_sensitivity
 from .logistic import fit_many, horizons
-from .resample import draw, hierarchy, interval
+from .resample import draw, hierarchy, interval, pct95
 
 FIELDS = ("agent", "profile", "fault")
 REQUIRED = ("scenario_task", "trial", "seed", "outcome", "success") + FIELDS
@@ -155,16 +155,11 @@ def _draws(p: _Pairs, rng: np.random.Generator, n_boot: int) -> tuple[list, list
             [draw(h, rng, within=True) for _ in range(n_boot)])
 
 
-def _pct(v: np.ndarray) -> tuple:
-    v = v[np.isfinite(v)]
-    return (None, None) if v.size == 0 else tuple(np.percentile(v, [2.5, 97.5]))
-
-
 def _triple(est_a: float, est_b: float, ba: np.ndarray, bb: np.ndarray) -> dict:
     """A, B and B - A, each with its interval from the same (paired) replicates."""
     with np.errstate(invalid="ignore"):
-        return {"a": interval(est_a, *_pct(ba)), "b": interval(est_b, *_pct(bb)),
-                "diff": interval(est_b - est_a, *_pct(bb - ba))}
+        return {"a": interval(est_a, *pct95(ba)), "b": interval(est_b, *pct95(bb)),
+                "diff": interval(est_b - est_a, *pct95(bb - ba))}
 
 
 def _stats(p: _Pairs, rng: np.random.Generator, n_boot: int) -> dict:
@@ -174,8 +169,8 @@ def _stats(p: _Pairs, rng: np.random.Generator, n_boot: int) -> dict:
     n_disc = a_only + b_only
     cell = {"n_pairs": len(p.ya), "n_tasks": int(len(np.unique(p.task))),
             "success_a": float(p.ya.mean()), "success_b": float(p.yb.mean()),
-            "diff": interval(p.yb.mean() - p.ya.mean(), *_pct(mean(p.yb, paired) - mean(p.ya, paired))),
-            "diff_unpaired": interval(p.yb.mean() - p.ya.mean(), *_pct(mean(p.yb, other) - mean(p.ya, paired))),
+            "diff": interval(p.yb.mean() - p.ya.mean(), *pct95(mean(p.yb, paired) - mean(p.ya, paired))),
+            "diff_unpaired": interval(p.yb.mean() - p.ya.mean(), *pct95(mean(p.yb, other) - mean(p.ya, paired))),
             "discordant": {"a_only": a_only, "b_only": b_only},
             "p_value": float(binomtest(b_only, n_disc, 0.5).pvalue) if n_disc else 1.0}
     cell.update(_h50(p, paired))

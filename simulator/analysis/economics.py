@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..stats import wilson
-from .resample import draw, hierarchy, interval
+from .resample import draw, hierarchy, interval, pct95
 from .tables import normalise_rows
 
 SILENT = ("silent_wrong", "duplicate_write")
@@ -53,13 +53,6 @@ def _boot(rows: list[dict], stat, seed: int, n_boot: int) -> np.ndarray:
     return np.concatenate([np.asarray(stat(d[None, :]), dtype=float) for d in draws])
 
 
-def _pct(vals) -> tuple:
-    """95% percentile interval of the finite values; (None, None) when there are none."""
-    vals = np.asarray(vals, dtype=float)
-    vals = vals[np.isfinite(vals)]
-    return (None, None) if vals.size == 0 else tuple(np.percentile(vals, [2.5, 97.5]))
-
-
 def _rate(count: int, n: int) -> dict[str, Any]:
     lo, hi = wilson(count, n)
     return {"n": n, "count": count, "rate": count / n if n else None, "ci_low": lo, "ci_high": hi}
@@ -88,9 +81,9 @@ def cost_summary(rows: Iterable[Mapping], seed: int = 0, n_boot: int = 1000) -> 
             d["trials"] += 1
             d["usd"] += float(r.get("failure_usd") or 0.0)
     return {"n": len(rows), "successes": int(y.sum()),
-            "cost_per_task": interval(cost.mean(), *_pct(boot[:, 0])),
-            "cost_per_success": interval(per_success, *_pct(boot[:, 1])),
-            "model_per_task": interval(model.mean(), *_pct(boot[:, 2])),
+            "cost_per_task": interval(cost.mean(), *pct95(boot[:, 0])),
+            "cost_per_success": interval(per_success, *pct95(boot[:, 1])),
+            "model_per_task": interval(model.mean(), *pct95(boot[:, 2])),
             "n_boot_used": int(np.isfinite(boot[:, 1]).sum()),
             "breakdown": {f"{k}_usd": float(np.mean([float(r.get(f"{k}_usd") or 0.0) for r in rows]))
                           for k in ("model", "review", "failure")},
@@ -104,7 +97,7 @@ def _percentiles(rows: list[dict], key: str, qs, seed: int, n_boot: int) -> dict
     v = np.array([float(r[key]) for r in rows])
     boot = _boot(rows, lambda i: np.percentile(v[i], qs, axis=1).T, seed, n_boot)
     est = np.percentile(v, qs)
-    return {"n": len(rows), **{f"p{q:g}": interval(e, *_pct(boot[:, j]))
+    return {"n": len(rows), **{f"p{q:g}": interval(e, *pct95(boot[:, j]))
                                for j, (q, e) in enumerate(zip(qs, est))}}
 
 
@@ -155,8 +148,8 @@ def confidence_calibration(rows: Iterable[Mapping], seed: int = 0, n_boot: int =
             table.append({"bin": f"{b * width:.1f}-{(b + 1) * width:.1f}", "n": int(calls),
                           "mean_confidence": float(conf / calls), "accuracy": float(right / calls), "ci_low": lo, "ci_high": hi})
     mean_conf, acc = tot[:, 1].sum() / n, tot[:, 2].sum() / n
-    return {"n_calls": n, "n_trials": len(rows), "ece": interval(ece, *_pct(boot[:, 0])),
-            "brier": interval(bri, *_pct(boot[:, 1])), "mean_confidence": float(mean_conf),
+    return {"n_calls": n, "n_trials": len(rows), "ece": interval(ece, *pct95(boot[:, 0])),
+            "brier": interval(bri, *pct95(boot[:, 1])), "mean_confidence": float(mean_conf),
             "accuracy": float(acc), "overconfidence": float(mean_conf - acc), "reliability": table}
 
 
@@ -238,7 +231,7 @@ def prompt_sensitivity(rows: Iterable[Mapping], variants: list | None = None, se
     # push the whole interval above the estimate
     boot = [_pss(p[rng.integers(0, n_t, n_t)]) for _ in range(n_boot)]
     return {"variants": names, "n_tasks": n_t, "n_trials": len(rows),
-            "pss": interval(_pss(p), *_pct(np.array(boot))),
+            "pss": interval(_pss(p), *pct95(np.array(boot))),
             "flip_rate": _flips(rows, names), "by_variant": _by_variant(y, var, names)}
 
 

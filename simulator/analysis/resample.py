@@ -92,6 +92,14 @@ def grouped(d: dict[str, Any], idx: np.ndarray | None = None) -> tuple[np.ndarra
             np.bincount(code, weights=y, minlength=m))
 
 
+def pct95(vals) -> tuple:
+    """95% percentile interval of the finite values; (None, None) when there are none (a
+    replicate that lost every success has no cost per success: it is left out, not zero)."""
+    vals = np.asarray(vals, dtype=float)
+    vals = vals[np.isfinite(vals)]
+    return (None, None) if vals.size == 0 else tuple(np.percentile(vals, [2.5, 97.5]))
+
+
 def interval(est: Any, lo: Any, hi: Any) -> dict[str, float | None]:
     """An estimate with its interval as plain floats; None for a missing or infinite end."""
     f = lambda v: None if v is None or not math.isfinite(v) else float(v)

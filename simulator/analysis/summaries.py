@@ -1,7 +1,6 @@
 """One-call summaries: analyze (everything about one set of trials) and fault_effects."""
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +11,7 @@ from ..stats import wilson
 from .decay import constant_hazard_fit, logistic_horizon, weibull_fit
 from .logistic import fit_many, horizons, qkey
 from .passk import pass_at_k_curve, pass_hat_k_curve, task_counts
-from .resample import draw, hierarchy, interval
+from .resample import draw, hierarchy, interval, pct95
 from .tables import normalise_rows, plain, sort_key, success_by_cell
 
 
@@ -195,12 +194,6 @@ def _bootstrap(t: _Trials, seed: int, n_boot: int,
     return boot_r, _horizon_rows(t.x, n, s, quantile).reshape(n_boot, t.n_set)
 
 
-def _pct(vals: np.ndarray) -> tuple:
-    """95% percentile interval of the finite values; (None, None) when there are none."""
-    vals = vals[np.isfinite(vals)]
-    return (None, None) if len(vals) == 0 else tuple(np.percentile(vals, [2.5, 97.5]))
-
-
 def _effect_row(t: _Trials, f: int, v: Any, fault_key: str, hkey: str,
                 est: tuple[np.ndarray, np.ndarray | None],
                 boot: tuple[np.ndarray, np.ndarray | None]) -> dict[str, Any]:
@@ -216,12 +209,12 @@ def _effect_row(t: _Trials, f: int, v: Any, fault_key: str, hkey: str,
            "n_boot_used": None}
     if f > 0:
         row["diff_from_baseline"] = interval(est_rate[f] - est_rate[0],
-                                             *_pct(boot_r[:, f] - boot_r[:, 0]))
+                                             *pct95(boot_r[:, f] - boot_r[:, 0]))
     if boot_h is not None:
-        row[hkey] = interval(est_h[f], *_pct(boot_h[:, f]))
+        row[hkey] = interval(est_h[f], *pct95(boot_h[:, f]))
         row["n_boot_used"] = int(np.isfinite(boot_h[:, f]).sum())
         if f > 0:
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = boot_h[:, f] / boot_h[:, 0]
-                row[f"{hkey}_ratio"] = interval(est_h[f] / est_h[0], *_pct(ratio))
+                row[f"{hkey}_ratio"] = interval(est_h[f] / est_h[0], *pct95(ratio))
     return row
