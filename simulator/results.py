@@ -139,6 +139,7 @@ def _noting_errors(records, into: Counter):
 
 
 CELL_KEYS = ("agent", "profile", "fault", "scenario")
+PASS_K_MAX = 8
 
 
 def analyze_results(path: str | Path, *, seed: int = 0, n_boot: int = 1000, exclude_unfired: bool = False,
@@ -193,6 +194,7 @@ def analyze_results(path: str | Path, *, seed: int = 0, n_boot: int = 1000, excl
         out["prompt_sensitivity"] = [{"agent": a, "profile": pr, **sens} for (a, pr), rs in sorted(groups.items(), key=str)
                                      if (sens := prompt_sensitivity(rs, seed=seed, n_boot=n_boot))]
     out["economics"] = economics(rows, seed, n_boot)
+    out["pass_hat_k_top"] = pass_k_top(out, rows, seed, n_boot)
     return out
 
 
@@ -204,13 +206,19 @@ def economics(rows: list[dict], seed: int, n_boot: int) -> dict:
             "silent_failures": silent_failure_rate(rows), "injection_obedience": injection_obedience(rows)}
 
 
+def pass_k_top(a: dict, rows: list[dict], seed: int, n_boot: int) -> dict | None:
+    """pass^k at the most repeats every task had (up to tau-bench's 8), with its interval."""
+    if not a.get("pass_hat_k"):
+        return None
+    return pass_hat_k_interval(rows, min(PASS_K_MAX, int(max(a["pass_hat_k"], key=int))), seed, n_boot)
+
+
 def cell_stats(rows: list[dict], seed: int, n_boot: int) -> dict:
     a = analyze(rows, seed=seed, n_boot=n_boot)
     keep = ("n_trials", "n_tasks", "successes", "success_rate", "ci_low", "ci_high", "pass_hat_k",
             "horizon_50", "horizon_80", "per_step_reliability", "half_length", "weibull", "by_length")
     cell = {k: a.get(k) for k in keep if k in a}
-    if a.get("pass_hat_k"):  # consistency at the most repeats every task had, with its interval
-        cell["pass_hat_k_top"] = pass_hat_k_interval(rows, int(max(a["pass_hat_k"], key=int)), seed, n_boot)
+    cell["pass_hat_k_top"] = pass_k_top(a, rows, seed, n_boot)
     cell.update(economics(rows, seed, n_boot))
     # horizons in virtual time: steps times the virtual seconds a successful step takes
     ok = [r for r in rows if r["success"] and r.get("sim_time_s") and r.get("length")]
