@@ -26,6 +26,7 @@ from .report.progress import progress
 from .cli_args import MAX_BOOTSTRAP, params as _params, path as _path, timeout_ok as _timeout_ok
 from .cli_architect import commands as architect_commands
 from .cli_calibrate import command as calibrate_command
+from .cli_nightly import commands as nightly_commands
 from .scenario import ScenarioError, json_schema
 from .scenario_refs import resolve_scenario
 from .spec import MAX_SEED, MAX_VIRTUAL_S
@@ -380,6 +381,11 @@ def replay(
 app.command(name="calibrate")(calibrate_command(_guard, _fail, err, _style))
 for _name, _fn in architect_commands(_guard, _style).items():
     app.command(name=_name)(_fn)
+_nightly, _groups = nightly_commands(_guard, _fail, err, _style)
+for _name, _fn in _nightly.items():
+    app.command(name=_name)(_fn)
+for _name, _group in _groups.items():
+    app.add_typer(_group, name=_name)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

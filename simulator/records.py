@@ -1,7 +1,9 @@
 """TrialRecords: the versioned result of one trial, and reading them back."""
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
 from importlib import metadata
 from typing import Any, Literal
 
@@ -152,3 +154,19 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+def code_version() -> str | None:
+    """What code ran: ATTRITION_CODE_VERSION if set (a CI job can pass its own), else the git
+    commit of the working directory (with "-dirty" when tracked files differ), else None."""
+    if os.environ.get("ATTRITION_CODE_VERSION"):
+        return os.environ["ATTRITION_CODE_VERSION"]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10)
+        if head.returncode:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):  # no git, or a repository too slow to ask
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

@@ -25,7 +25,7 @@ from typing import Any, Iterator
 from pydantic import ValidationError
 
 from .files import ResultsError, atomic_write, cannot_write, check_writable, numbered_lines, read_json
-from .records import TrialRecord, versions
+from .records import TrialRecord, code_version, versions
 from .scenario import Scenario, ScenarioError, parse_scenario
 from .scenario_refs import resolve_scenario
 
@@ -134,7 +134,7 @@ class ResultsStore:
         self.done = committed_ids(self.root) if resume else set()
         old = read_manifest(self.root) if resume else {}
         self.manifest = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                         "versions": versions(), **manifest}
+                         "versions": versions(), "code_version": code_version(), **manifest}
         if old:
             self.manifest["created"] = old.get("created", self.manifest["created"])
             resumed = old.get("resumed")
