@@ -216,7 +216,7 @@ def pass_k_top(a: dict, rows: list[dict], seed: int, n_boot: int) -> dict | None
 def cell_stats(rows: list[dict], seed: int, n_boot: int) -> dict:
     a = analyze(rows, seed=seed, n_boot=n_boot)
     keep = ("n_trials", "n_tasks", "successes", "success_rate", "ci_low", "ci_high", "pass_hat_k",
-            "horizon_50", "horizon_80", "per_step_reliability", "half_length", "weibull", "by_length")
+            "horizon_50", "horizon_80", "per_step_reliability", "half_length", "weibull", "by_length", "logistic")
     cell = {k: a.get(k) for k in keep if k in a}
     cell["pass_hat_k_top"] = pass_k_top(a, rows, seed, n_boot)
     cell.update(economics(rows, seed, n_boot))
