@@ -156,7 +156,7 @@ def history_table(h: dict, *, color: bool = False, width: int | None = None) -> 
         for i, x in enumerate(series):
             r = by_run[x["run"]]
             t.add_row(escape(cell) if i == 0 else "", escape(str(r["created"])) + (
-                f" [{escape(r['baseline'])}]" if r.get("baseline") else ""), escape(str(r["code_version"])),
+                f"\nbaseline {escape(r['baseline'])}" if r.get("baseline") else ""), escape(str(r["code_version"])),
                 str(r["seed"]), str(x["n_trials"]),
                 f"{100 * x['success_rate']:.1f}% ({100 * x['ci_low']:.0f}–{100 * x['ci_high']:.0f})",
                 _iv(x, "h50", "h50", _g), _iv(x, "cost_per_success", "cost", _usd))
