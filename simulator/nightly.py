@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from .analysis.gate import gate
+from .analysis.tables import success_by_cell
 from .catalog import CELL, catalog_path, cell_name, history, load_baseline, snapshot
 from .propagation import graph_json, iter_trial_events, propagation_results
 from .report.html import explorer_lines, render
@@ -88,6 +89,8 @@ def build_report(results: str | Path, *, baseline: str | None = None, catalog: P
     m = read_manifest(results_dir(p))
     meta = (f"{snap['sweep'] if snap else m.get('run_id', p.name)}: {p} — created {m.get('created')}, seed "
             f"{m.get('seed')}, code {m.get('code_version')}, attrition {(m.get('versions') or {}).get('attrition')}")
+    by_scenario = success_by_cell(({"scenario": r.scenario, "task": r.scenario, "success": r.outcome == "success"}
+                                   for r in iter_records(results_dir(p)) if r.outcome != "error"), ["scenario"])
     return render(a, title=f"attrition report: {(m.get('sweep') or {}).get('name') or p.name}", meta=meta,
                   trials=explorer_trials(p, trials), propagation=prop, graph=graph_json(prop["graph"]),
-                  gate=g, history=h)
+                  gate=g, history=h, by_scenario=by_scenario)

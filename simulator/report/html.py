@@ -79,9 +79,14 @@ def _setting(f: str) -> str:
     return "all trials" if f == "-" else f"fault setting {f}"
 
 
+def _faults_of(cells: list[dict]) -> list[str]:
+    """Fault settings, the one without faults first."""
+    return sorted({str(c.get("fault", "-")) for c in cells}, key=lambda f: (f != "none", f))
+
+
 def _decay_section(a: dict) -> str:
     cells = a.get("cells") or [{**a, "agent": "all"}]
-    faults = sorted({str(c.get("fault", "-")) for c in cells})
+    faults = _faults_of(cells)
     figs = []
     for f in faults:
         series = []
@@ -101,7 +106,7 @@ def _decay_section(a: dict) -> str:
 def _passk_section(a: dict) -> str:
     cells = a.get("cells") or [{**a, "agent": "all"}]
     figs = []
-    for f in sorted({str(c.get("fault", "-")) for c in cells}):
+    for f in _faults_of(cells):
         series = [{"name": _name(c, ("agent", "profile")),
                    "points": [(int(k), v, None, None) for k, v in sorted(c["pass_hat_k"].items(), key=lambda kv: int(kv[0]))]}
                   for c in cells if str(c.get("fault", "-")) == f and c.get("pass_hat_k")]
@@ -115,6 +120,15 @@ def _passk_section(a: dict) -> str:
                                             "pass^k"),
                                 f"{_setting(f).capitalize()}: probability that all k repeats of a task succeed. " + top))
     return "".join(figs) or "<p>No task was repeated: pass^k needs replicates.</p>"
+
+
+def _scenario_section(by_scenario: list[dict]) -> str:
+    if len(by_scenario) < 2:
+        return ""
+    rows = [{"label": r["scenario"], "estimate": r["success_rate"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+             "n": r["n"]} for r in by_scenario]
+    return _figure(interval_chart("scenarios", rows, "success per scenario", "success (95% Wilson interval)",
+                                  fmt="rate"), "Success per scenario, over every design, profile and fault setting.")
 
 
 def _faults_section(a: dict) -> str:
@@ -196,7 +210,8 @@ def explorer_lines(events: list[dict], max_events: int = 160) -> tuple[list[str]
 
 
 def render(a: dict, *, title: str, meta: str, trials: list[dict], propagation: dict | None = None,
-           graph: dict | None = None, gate: dict | None = None, history: dict | None = None) -> str:
+           graph: dict | None = None, gate: dict | None = None, history: dict | None = None,
+           by_scenario: list[dict] = ()) -> str:
     script_hash = base64.b64encode(hashlib.sha256(JS.encode()).digest()).decode()
     csp = (f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'; img-src data:; "
            "connect-src 'none'; form-action 'none'; base-uri 'none'")
@@ -212,7 +227,8 @@ def render(a: dict, *, title: str, meta: str, trials: list[dict], propagation: d
         f"<h1>{t(title)}</h1>", head, _gate_section(gate), _history_section(history),
         "<h2>Success against task length</h2><div class=\"grid2\">", _decay_section(a), "</div>",
         "<h2>pass^k</h2><div class=\"grid2\">", _passk_section(a), "</div>",
-        "<h2>Fault effects</h2><div class=\"grid2\">", _faults_section(a), "</div>",
+        "<h2>Fault effects and scenarios</h2><div class=\"grid2\">", _faults_section(a), _scenario_section(by_scenario),
+        "</div>",
         "<h2>Containment and error flow</h2><div class=\"grid2\">", _propagation_section(propagation, graph), "</div>",
         f"<h2>Trial explorer</h2><p class=\"meta\">{len(trials)} failed trials, spread over the cells. Pick one to read "
         "its events (replay any trial in full with <code>attrition replay ID</code>).</p>",

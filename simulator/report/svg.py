@@ -54,6 +54,8 @@ class Axes:
     def frame(self, xlabel: str, ylabel: str, xticks: Iterable[float], yticks: Iterable[float], yfmt) -> str:
         out = [f'<rect x="{L}" y="{T}" width="{W - L - R}" height="{H - T - B}" class="plot"/>']
         for v in xticks:
+            if not L - 0.5 <= self.px(v) <= W - R + 0.5:
+                continue
             x = self.px(v)
             out.append(f'<line x1="{_f(x)}" y1="{H - B}" x2="{_f(x)}" y2="{H - B + 4}" class="tick"/>'
                        f'<text x="{_f(x)}" y="{H - B + 16}" text-anchor="middle">{t(f"{v:g}")}</text>')
@@ -148,12 +150,13 @@ def lines_chart(kind: str, series: list[dict], title: str, xlabel: str, ylabel: 
     return _svg(kind, title, "".join(out) + legend([s["name"] for s in series]))
 
 
-def _nice(lo: float, hi: float) -> list[float]:
-    step = 10 ** math.floor(math.log10(max(hi - lo, 1e-12)))
-    if (hi - lo) / step < 3:
-        step /= 2
-    start = math.floor(lo / step) * step
-    return [round(start + i * step, 12) for i in range(int((hi - start) / step) + 2) if start + i * step <= hi * 1.0001]
+def _nice(lo: float, hi: float, most: int = 7) -> list[float]:
+    """Round tick values from lo to hi: steps of 1, 2 or 5 times a power of ten, at most `most`."""
+    span = max(hi - lo, 1e-12)
+    base = 10 ** math.floor(math.log10(span / most))
+    step = next(m * base for m in (1, 2, 5, 10) if span / (m * base) <= most)
+    first = math.ceil(lo / step - 1e-9)
+    return [round(k * step, 12) for k in range(first, math.floor(hi / step + 1e-9) + 1)]
 
 
 def interval_chart(kind: str, rows: list[dict], title: str, xlabel: str, *, fmt: str = "pp") -> str:
