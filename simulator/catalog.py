@@ -16,7 +16,6 @@ was before (DuckDB replays or drops its write-ahead log on the next open).
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from contextlib import contextmanager
@@ -79,7 +78,9 @@ def snapshot(path: str | Path, *, seed: int = 0, n_boot: int = 1000) -> dict[str
                                   "horizon_50": st.get("horizon_50"),
                                   "cost_per_success": (st.get("cost") or {}).get("cost_per_success"),
                                   "tasks": tasks}
-    sweep = (m.get("sweep") or {}).get("name") or (f"run:{m['spec']['scenario_ref']}" if m.get("spec") else p.name)
+    ref = ((m.get("spec") or {}).get("scenario") or {}).get("ref")
+    # a sweep's name; for `attrition run`, the scenario it ran
+    sweep = (m.get("sweep") or {}).get("name") or (f"run:{Path(str(ref)).stem}" if ref else p.name)
     return {"run": f"{sweep}@{m.get('created', '?')}#{m.get('run_id', p.name)}", "sweep": sweep,
             "results_dir": str(p), "code_version": m.get("code_version"), "created": m.get("created"),
             "seed": m.get("seed"), "trials": len(rows) + errors, "errors": errors,
@@ -218,7 +219,3 @@ def _dicts(con, sql: str, params: list | None = None) -> list[dict]:
     cur = con.execute(sql, params or [])
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, row)) for row in cur.fetchall()]
-
-
-def dump(snap: dict) -> str:
-    return json.dumps(snap, indent=2, default=str)
