@@ -76,6 +76,10 @@ def _ratio_short(t: dict | None) -> str:
     return f"{t['ratio']:.2f}x\n{t['ratio_ci'][0]:.2f}–{t['ratio_ci'][1]:.2f}" if t else "-"
 
 
+def _ratio_inline(t: dict | None) -> str:
+    return f"{t['ratio']:.2f}x ({t['ratio_ci'][0]:.2f}–{t['ratio_ci'][1]:.2f})" if t else "-"
+
+
 def junit(res: dict) -> str:
     """JUnit XML: one testsuite, one testcase per cell; a regression is a failure, a cell
     without enough data is skipped (counted, never failed: it says nothing either way)."""
@@ -135,8 +139,7 @@ def markdown(res: dict) -> str:
             f"{100 * s['baseline']:.1f}% → {100 * s['run']:.1f}% (n {c['n_baseline']}/{c['n_run']})" if s else "-",
             f"{100 * s['drop']:+.1f} pp ({100 * s['ci_low']:+.1f} to {100 * s['ci_high']:+.1f})" if s else "-",
             f"{s['p_drop_holm']:.2g}" if s else "-", f"{100 * s['detectable_drop']:.1f} pp" if s else "-",
-            _md(_ratio_short(c.get("horizon_50")).replace("\n", " (") + ")") if c.get("horizon_50") else "-",
-            _md(_ratio_short(c.get("cost_per_success")).replace("\n", " (") + ")") if c.get("cost_per_success") else "-",
+            _ratio_inline(c.get("horizon_50")), _ratio_inline(c.get("cost_per_success")),
         ]) + " |")
     return "\n".join(lines) + "\n"
 

@@ -107,18 +107,21 @@ def _passk_section(a: dict) -> str:
     cells = a.get("cells") or [{**a, "agent": "all"}]
     figs = []
     for f in _faults_of(cells):
-        series = [{"name": _name(c, ("agent", "profile")),
-                   "points": [(int(k), v, None, None) for k, v in sorted(c["pass_hat_k"].items(), key=lambda kv: int(kv[0]))]}
-                  for c in cells if str(c.get("fault", "-")) == f and c.get("pass_hat_k")]
+        series, notes = [], []
+        for c in cells:
+            if str(c.get("fault", "-")) != f or not c.get("pass_hat_k"):
+                continue
+            name = _name(c, ("agent", "profile"))
+            series.append({"name": name, "points": [(int(k), v, None, None) for k, v in
+                                                    sorted(c["pass_hat_k"].items(), key=lambda kv: int(kv[0]))]})
+            top = c.get("pass_hat_k_top")
+            if top:
+                notes.append(f"{name}: pass^{top['k']} {top['estimate']:.2f} ({top['ci_low']:.2f}–{top['ci_high']:.2f}, "
+                             f"{top['n_tasks']} tasks)")
         if series:
-            top = ", ".join(f"{s['name']}: pass^{c['pass_hat_k_top']['k']} {c['pass_hat_k_top']['estimate']:.2f} "
-                            f"({c['pass_hat_k_top']['ci_low']:.2f}–{c['pass_hat_k_top']['ci_high']:.2f}, "
-                            f"{c['pass_hat_k_top']['n_tasks']} tasks)"
-                            for s, c in zip(series, [c for c in cells if str(c.get("fault", "-")) == f
-                                                     and c.get("pass_hat_k")]) if c.get("pass_hat_k_top"))
-            figs.append(_figure(lines_chart("passk", series, f"pass^k, {_setting(f)}", "k (repeats of a task)",
-                                            "pass^k"),
-                                f"{_setting(f).capitalize()}: probability that all k repeats of a task succeed. " + top))
+            figs.append(_figure(lines_chart("passk", series, f"pass^k, {_setting(f)}", "k (repeats of a task)", "pass^k"),
+                                f"{_setting(f).capitalize()}: probability that all k repeats of a task succeed. "
+                                + ", ".join(notes)))
     return "".join(figs) or "<p>No task was repeated: pass^k needs replicates.</p>"
 
 
