@@ -49,9 +49,10 @@ def cell_name(agent: str, profile: str, fault: str) -> str:
     return f"{agent} / {profile} / {fault}"
 
 
-def snapshot(path: str | Path, *, seed: int = 0, n_boot: int = 1000) -> dict[str, Any]:
+def snapshot(path: str | Path, *, seed: int = 0, n_boot: int = 1000, stats: dict | None = None) -> dict[str, Any]:
     """What the catalog and the gate keep of a results directory: its identity and, per cell,
-    counts per task plus success, H50 and cost per success with their intervals."""
+    counts per task plus success, H50 and cost per success with their intervals. `stats`:
+    cells already analysed with the same seed, by (agent, profile, fault), not computed again."""
     p = Path(path)
     if not p.is_dir():
         raise LookupError(f"{p}: not a results directory (give the directory `attrition sweep` or `run` wrote)")
@@ -65,8 +66,9 @@ def snapshot(path: str | Path, *, seed: int = 0, n_boot: int = 1000) -> dict[str
         groups.setdefault(tuple(str(r[k]) for k in CELL), []).append(r)
     cells = {}
     for key, rs in sorted(groups.items()):
-        rs.sort(key=lambda r: (str(r["task"]), r["trial"]))  # bootstraps draw by position
-        st = cell_stats(rs, seed, n_boot)
+        # bootstraps draw by position: the order analyze_results uses, so the figures agree with it
+        rs.sort(key=lambda r: (str(r["task"]), str(r["trial"])))
+        st = (stats or {}).get(key) or cell_stats(rs, seed, n_boot)
         tasks: dict[str, list[int]] = {}
         for r in rs:
             t = tasks.setdefault(str(r["scenario_task"]), [0, 0])

@@ -77,7 +77,8 @@ def build_report(results: str | Path, *, baseline: str | None = None, catalog: P
     a = analyze_results(p, seed=seed, n_boot=n_boot, cell_keys=CELL)
     progress("tracing errors")
     prop = propagation_results(p)
-    snap = snapshot(p, seed=seed, n_boot=n_boot) if baseline or catalog else None
+    done = {tuple(str(c[k]) for k in CELL): c for c in a.get("cells", []) if all(k in c for k in CELL)}
+    snap = snapshot(p, seed=seed, n_boot=n_boot, stats=done) if baseline or catalog else None
     g = gate_results(p, baseline, catalog or catalog_path(None), seed=seed, n_boot=n_boot, run=snap) if baseline else None
     h = None
     if catalog is not None and catalog.is_file():

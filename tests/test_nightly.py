@@ -163,3 +163,11 @@ def test_a_catalog_written_by_a_killed_run_is_still_readable(runs, catalog, tmp_
     h = history(catalog)  # the killed transaction left nothing half-written
     assert len(h["runs"]) == 1 and h["runs"][0]["baseline"] == "main"
     assert invoke("gate", runs["base"], "--baseline", "main", "--catalog", catalog, "--bootstrap", 200).exit_code == 0
+
+
+def test_the_catalog_and_the_report_agree_on_a_cells_figures(runs):
+    from simulator.results import analyze_results
+    a = analyze_results(runs["base"], n_boot=200, cell_keys=("agent", "profile", "fault"))
+    (cell,) = snapshot(runs["base"], n_boot=200)["cells"].values()
+    assert cell["horizon_50"] == a["horizon_50"]  # one cell: the whole run, the same bootstrap draws
+    assert cell["cost_per_success"] == a["economics"]["cost"]["cost_per_success"]
