@@ -171,3 +171,11 @@ def test_the_catalog_and_the_report_agree_on_a_cells_figures(runs):
     (cell,) = snapshot(runs["base"], n_boot=200)["cells"].values()
     assert cell["horizon_50"] == a["horizon_50"]  # one cell: the whole run, the same bootstrap draws
     assert cell["cost_per_success"] == a["economics"]["cost"]["cost_per_success"]
+
+
+def test_a_results_directory_serves_as_a_baseline_without_a_catalog(runs, tmp_path):
+    res = invoke("gate", runs["worse"], "--baseline", runs["base"], "--catalog", tmp_path / "none.duckdb",
+                 "--bootstrap", 200, "--json")
+    assert res.exit_code == 1
+    assert json.loads(res.stdout)["baseline"]["name"] == str(runs["base"])
+    assert not (tmp_path / "none.duckdb").exists()  # reading a baseline writes no catalog
