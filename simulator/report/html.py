@@ -98,8 +98,9 @@ def _decay_section(a: dict) -> str:
                            "fit": (fit["beta0"], fit["beta1"]) if fit.get("beta0") is not None else None})
         if series:
             figs.append(_figure(decay_chart(series, f"success vs length, {_setting(f)}"),
-                                f"{_setting(f).capitalize()}: success by task length (points, 95% Wilson intervals, band) and "
-                                "the fitted logistic curve per cell. n per point in each point's tooltip."))
+                                f"{_setting(f).capitalize()}: success by task length (points with 95% Wilson intervals, "
+                                "joined in a band where n >= 20) and the fitted logistic curve per cell; n per point "
+                                "in each point's tooltip."))
     return "".join(figs) or "<p>No lengths to plot.</p>"
 
 

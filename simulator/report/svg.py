@@ -10,6 +10,7 @@ from typing import Iterable, Sequence
 PALETTE = ("#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#db2777", "#0891b2", "#65a30d",
            "#9333ea", "#ea580c", "#0d9488", "#4f46e5")
 W, H, L, R, T, B = 560, 300, 52, 150, 16, 40  # size and margins (right margin holds the legend)
+BAND_MIN_N = 20
 
 
 def t(s: object) -> str:
@@ -102,9 +103,12 @@ def decay_chart(series: list[dict], title: str) -> str:
                     [0, 0.25, 0.5, 0.75, 1], lambda v: f"{100 * v:.0f}%")]
     for i, s in enumerate(series):
         c, pts = colour(i), sorted(s["points"], key=lambda p: p["length"])
-        if len(pts) > 1:
-            band = ([f"{_f(ax.px(p['length']))},{_f(ax.py(p['ci_high']))}" for p in pts]
-                    + [f"{_f(ax.px(p['length']))},{_f(ax.py(p['ci_low']))}" for p in reversed(pts)])
+        # the band joins well-measured lengths only: a few trials at an odd length (a shipped
+        # scenario's) would make it spike; they keep their own interval bar
+        solid = [p for p in pts if p["n"] >= BAND_MIN_N]
+        if len(solid) > 1:
+            band = ([f"{_f(ax.px(p['length']))},{_f(ax.py(p['ci_high']))}" for p in solid]
+                    + [f"{_f(ax.px(p['length']))},{_f(ax.py(p['ci_low']))}" for p in reversed(solid)])
             out.append(f'<polygon points="{" ".join(band)}" fill="{c}" class="band"/>')
         for p in pts:
             x = ax.px(p["length"])
