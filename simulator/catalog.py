@@ -8,7 +8,7 @@ so a CI job restores one small file instead of a results directory.
     runs(run, sweep, results_dir, code_version, created, recorded, seed, trials, errors, attrition)
     cells(run, cell, agent, profile, fault, n_trials, n_tasks, successes, success_rate, ci_low,
           ci_high, h50, h50_low, h50_high, cost_per_success, cost_low, cost_high)
-    tasks(run, cell, task, n, successes)
+    tasks(run, cell, task, n, successes)      (task: the task family, see task_families)
     baselines(name, run, saved)
 
 Each change is one transaction: a process killed while recording leaves the catalog as it
@@ -25,7 +25,8 @@ from typing import Any, Iterator
 import duckdb
 
 from .results import cell_stats, rows_from_records
-from .store import iter_records, read_manifest, results_dir
+from .files import read_json
+from .store import SCENARIOS, flatten, iter_records, read_manifest, results_dir
 
 DEFAULT = Path("results") / "history.duckdb"
 CELL = ("agent", "profile", "fault")
@@ -58,6 +59,7 @@ def snapshot(path: str | Path, *, seed: int = 0, n_boot: int = 1000, stats: dict
         raise LookupError(f"{p}: not a results directory (give the directory `attrition sweep` or `run` wrote)")
     root = results_dir(p)
     m = read_manifest(root)
+    family = task_families(root)
     rows, errors = rows_from_records(iter_records(root))
     if not rows:
         raise LookupError(f"{p} holds no trials to record" + (f" ({errors} ended in a harness error)" if errors else ""))
@@ -71,7 +73,7 @@ def snapshot(path: str | Path, *, seed: int = 0, n_boot: int = 1000, stats: dict
         st = (stats or {}).get(key) or cell_stats(rs, seed, n_boot)
         tasks: dict[str, list[int]] = {}
         for r in rs:
-            t = tasks.setdefault(str(r["scenario_task"]), [0, 0])
+            t = tasks.setdefault(family.get(r["scenario_task"], str(r["scenario_task"])), [0, 0])
             t[0] += 1
             t[1] += bool(r["success"])
         cells[cell_name(*key)] = {**dict(zip(CELL, key)), "n_trials": st["n_trials"], "n_tasks": len(tasks),
@@ -87,6 +89,22 @@ def snapshot(path: str | Path, *, seed: int = 0, n_boot: int = 1000, stats: dict
             "results_dir": str(p), "code_version": m.get("code_version"), "created": m.get("created"),
             "seed": m.get("seed"), "trials": len(rows) + errors, "errors": errors,
             "attrition": (m.get("versions") or {}).get("attrition"), "cells": cells}
+
+
+def task_families(root: Path) -> dict[str, str]:
+    """Each scenario task's family (scenario, parameters -> family). A template's task at
+    every length shares one family and one difficulty draw, so the family, not the task, is
+    the independent unit the gate counts on; a scenario without a family is its own."""
+    out: dict[str, str] = {}
+    for r in iter_records(root):
+        sc = (r.spec or {}).get("scenario") or {}
+        key = flatten(r)["task"]
+        if key not in out:
+            # the stored content's own fields: no need to parse (and re-validate) the scenario
+            f = root / SCENARIOS / f"{sc.get('digest')}.json"
+            kept = (read_json(f).get("scenario") or {}) if isinstance(sc.get("digest"), str) and f.is_file() else {}
+            out[key] = str(kept.get("family") or kept.get("name") or key)
+    return out
 
 
 @contextmanager

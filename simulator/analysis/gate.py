@@ -1,8 +1,9 @@
 """The regression gate: has a cell got worse than its baseline by more than a stated minimum?
 
 A cell is one design, profile and fault setting, pooled over the sweep's scenarios and
-lengths. Its unit is the task (a scenario with its parameters): the same tasks run in the
-baseline and in the new run, so each task gives one difference of success rates, d_i =
+lengths. Its unit is the task family (a scenario; a template's task at every length it runs
+at, which share one difficulty draw and so are not independent): the same families run in
+the baseline and in the new run, so each gives one difference of success rates, d_i =
 baseline_i - run_i, and the test is a one-sided t-test on their mean (T - 1 degrees of
 freedom). That is right whether or not the two runs share a seed. With another seed, the
 model redraws each task's difficulty, and that variation (not only the trials' coin flips)
