@@ -22,7 +22,7 @@ def test_success_test_is_a_t_test_on_per_task_differences():
     got = success_test(base, run)
     d = np.array([0.25, 0.5, 0.0, 0.5])
     se = d.std(ddof=1) / 2
-    assert got["tasks"] == 4 and got["only_in_run"] == 1 and got["unit"] == "task"
+    assert got["tasks"] == 4 and got["only_in_run"] == 1 and got["unit"] == "family"
     assert got["drop"] == pytest.approx(d.mean())
     assert got["se"] == pytest.approx(se)
     assert got["p_drop"] == pytest.approx(stats.t.sf(d.mean() / se, 3))

@@ -50,7 +50,7 @@ def success_test(base: Mapping[str, list], run: Mapping[str, list]) -> dict[str,
            "only_in_baseline": len(set(base) - set(run)), "only_in_run": len(set(run) - set(base))}
     if len(shared) >= MIN_TASKS:
         d = pb - pr
-        se, df, unit = float(d.std(ddof=1) / math.sqrt(len(d))), len(d) - 1, "task"
+        se, df, unit = float(d.std(ddof=1) / math.sqrt(len(d))), len(d) - 1, "family"
     else:  # the trial as the unit: a two-proportion test on the pooled counts
         nb, sb = sum(base[t][0] for t in shared), sum(base[t][1] for t in shared)
         nr, sr = sum(run[t][0] for t in shared), sum(run[t][1] for t in shared)

@@ -23,7 +23,7 @@ def _success(c: dict) -> str:
         return "-"
     return (f"{100 * s['baseline']:.1f}% -> {100 * s['run']:.1f}%, drop {100 * s['drop']:+.1f} pp "
             f"(95% CI {100 * s['ci_low']:+.1f} to {100 * s['ci_high']:+.1f}; p {s['p_drop_holm']:.2g} Holm; "
-            f"{s['tasks']} tasks, by {s['unit']})")
+            f"{s['tasks']} task families, by {s['unit']})")
 
 
 def _ratio(t: dict | None, fmt) -> str:
