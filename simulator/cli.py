@@ -381,7 +381,7 @@ def replay(
 app.command(name="calibrate")(calibrate_command(_guard, _fail, err, _style))
 for _name, _fn in architect_commands(_guard, _style).items():
     app.command(name=_name)(_fn)
-_nightly, _groups = nightly_commands(_guard, _fail, err, _style)
+_nightly, _groups = nightly_commands(_guard, err, _style)
 for _name, _fn in _nightly.items():
     app.command(name=_name)(_fn)
 for _name, _group in _groups.items():

@@ -30,8 +30,8 @@ def _boot_opts():
                          f"{MAX_BOOTSTRAP:,}"))
 
 
-def commands(guard, fail, err, style) -> tuple[dict, dict]:
-    """(commands, sub-apps), given cli.py's guard (bad input -> one message, exit 2), fail, stderr and style."""
+def commands(guard, err, style) -> tuple[dict, dict]:
+    """(commands, sub-apps), given cli.py's guard (bad input -> one message, exit 2), stderr and style."""
     baseline_app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                                help="Name a recorded run as the baseline a gate compares with.")
     history_app = typer.Typer(add_completion=False, rich_markup_mode=None, invoke_without_command=True,
