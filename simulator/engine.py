@@ -24,6 +24,7 @@ from .gateway import Gateway
 from .jobs import Job
 from .judge import judge
 from .kit import Kit
+from .live import ProviderError, factory as live_factory
 from .profiles import get_profile
 from .records import TrialRecord
 from .reviewer import AwaitingHuman, Reviewer
@@ -117,7 +118,8 @@ def session(env: simpy.Environment, job: Job):
     outcome, mode, error, checks, graph, run, driver = None, None, None, user.checks, None, None, None
     cause = None
     try:
-        graph, owned = build(job.factory, Kit(s, Gateway(s).tools(), dict(spec.agent_params), job.model_factory))
+        models = job.model_factory or (live_factory(s, spec.model) if spec.model else None)
+        graph, owned = build(job.factory, Kit(s, Gateway(s).tools(), dict(spec.agent_params), models))
         s.graph = graph  # the model looks up which agent of a multi-agent graph holds which tools
         install()  # the design may have brought in library retry loops to route onto our clock
         driver = Driver(graph, owned)
@@ -128,6 +130,8 @@ def session(env: simpy.Environment, job: Job):
         outcome, mode, error = "budget", e.which, str(e)
     except GraphRecursionError as e:
         outcome, mode, error = "budget", "recursion_limit", f"recursion_limit budget exhausted: {e}"
+    except ProviderError as e:  # the provider failed, not the agent
+        outcome, error = "error", str(e)
     except AwaitingHuman as e:
         outcome, mode, error = "failure", "awaiting_human", str(e)
     except FaultError as e:  # an injected failure the design did not handle
@@ -143,6 +147,8 @@ def session(env: simpy.Environment, job: Job):
         s.clock.take()
         if driver is not None:
             driver.close()
+    if s.provider_error and outcome != "error":  # the design caught it and went on: still not the agent's doing
+        outcome, mode, error = "error", None, s.provider_error
     steps = run.steps if run else 0
     s.trace.emit("trial_end", outcome=outcome, failure_mode=mode, steps=steps)
     record = TrialRecord.from_session(

@@ -154,6 +154,10 @@ class ModelCall(EventBase):
         None, description="decision: tool call id -> whether the model took in or rejected its result")
     misremembered: list[str] | None = Field(None, description="decision: facts its answer quoted wrongly "
                                                               "(recall_in_answer)")
+    model: str | None = Field(None, description="live: the real model's PROVIDER:NAME (mode live)")
+    replayed: bool | None = Field(None, description="live: the answer came from a cassette, not the provider")
+    usage: Literal["reported", "estimated"] | None = Field(
+        None, description="live: tokens from the provider's usage fields, or estimated where it gave none")
     hazard: HazardTerms | None = Field(None, description="decision: what its error log-odds were made of, "
                                        "less the profile's numbers")
     draws: list[list[Literal["error", "recall"] | int]] | None = Field(
@@ -165,7 +169,8 @@ class ModelCall(EventBase):
 
 
 class ModelError(EventBase):
-    """A model call failed: a model-boundary fault, or a context past the window."""
+    """A model call failed: a model-boundary fault, a context past the window, or a real
+    model's provider (error ProviderError; the trial is then an error)."""
     event: Literal["model_error"]
     role: str
     error: str = Field(description="exception type name")

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from .design_loader import check_params, load_factory
 from .faults.config import check_faults, normalize_faults
+from .live import model_spec
 from .profile_refs import resolve_profile
 from .reviewer import policy
 from .scenario import Budgets
@@ -45,10 +46,12 @@ def validate_budgets(budgets: dict) -> None:
 def make_specs(scenario: str, params: dict | None, agent: str, *, trials: int, seed: int,
                profile: str = "strong", agent_params: dict | None = None,
                profile_params: dict | None = None, budgets: dict | None = None,
-               faults: list | None = None, reviewer: str | dict | None = None) -> list[TrialSpec]:
+               faults: list | None = None, reviewer: str | dict | None = None, model: str | dict | None = None,
+               base_url: str | None = None, latency: str = "measured") -> list[TrialSpec]:
     """Specs for `trials` replicates. Faults come from the scenario file, then `faults`
     (dicts or `NAME:key=value,...` strings); bad ones raise FaultConfigError. `reviewer`
-    is the human reviewer's policy (reviewer.policy); a bad one raises ValueError."""
+    is the human reviewer's policy (reviewer.policy); a bad one raises ValueError. `model`
+    (`PROVIDER:NAME` or `ROLE=PROVIDER:NAME,...`, live.model_spec) gives roles a real model."""
     sc, ref = resolve_scenario(scenario, params)
     check_params(agent, load_factory(agent), agent_params or {})
     prof = resolve_profile(profile, profile_params, label_params=False)  # fails early on a bad profile
@@ -56,9 +59,19 @@ def make_specs(scenario: str, params: dict | None, agent: str, *, trials: int, s
     review = policy(reviewer)
     fs = normalize_faults(list(sc.faults) + list(faults or []))
     check_faults(fs, sc)
+    live = model_spec(model, base_url, latency)
+    tags = prof.tags() | (model_tags(live, None) if live else {})
     return [TrialSpec(scenario=ref, agent=agent, agent_params=agent_params or {}, profile=prof.base,
                       profile_params=prof.params, seed=seed, replicate=r, budgets=budgets or {}, faults=fs,
-                      reviewer=review, tags=prof.tags()) for r in range(trials)]
+                      reviewer=review, tags=tags, model=live) for r in range(trials)]
+
+
+def model_tags(live: dict, label: str | None, profile_label: str | None = None) -> dict:
+    """A real model's cell labels: `model`, and the profile column tables show it under
+    (the model's name, after the profile's when a sweep varies profiles too)."""
+    roles = live["roles"]
+    name = label or (roles["*"] if list(roles) == ["*"] else ",".join(f"{k}={v}" for k, v in sorted(roles.items())))
+    return {"model": name, "profile": f"{profile_label}/{name}" if profile_label else name}
 
 
 class JobMaker:

@@ -11,7 +11,7 @@ from .model import SimulatedChatModel
 
 @dataclass
 class Kit:
-    """model(role) gives a chat model (simulated unless the caller supplied one);
+    """model(role) gives a chat model (simulated unless the caller or --model supplied one);
     tools are the scenario's tools; params are the design's parameters; sleep()
     waits on the virtual clock (use it as tenacity's `sleep`)."""
     session: Any
@@ -26,10 +26,9 @@ class Kit:
 
     def model(self, role: str = "agent"):
         if role not in self.models:
-            if self.model_factory is not None:
-                self.models[role] = self.model_factory(role)
-            else:
-                self.models[role] = SimulatedChatModel(brain=Brain(self.session, role))
+            made = self.model_factory(role) if self.model_factory is not None else None
+            # a factory that does not play this role (None) leaves it to the simulated model
+            self.models[role] = made if made is not None else SimulatedChatModel(brain=Brain(self.session, role))
         return self.models[role]
 
     def refresh_credentials(self) -> None:

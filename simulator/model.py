@@ -47,14 +47,11 @@ def structured_schema(tools: list[dict], tool_choice: Any, response_format: Any,
     return {"name": forced, "parameters": tool.get("parameters", {}), "as": "tool"}
 
 
-class SimulatedChatModel(BaseChatModel):
-    """A chat model whose decisions come from a behaviour profile, not from a network call."""
+class ToolBindingModel(BaseChatModel):
+    """Binds tools and structured output the way providers' models do, as keyword
+    arguments that reach `_generate`: tools as OpenAI tool dicts (`tools`, `tool_choice`)
+    and JSON output as `response_format` ({name, schema, method})."""
     model_config = ConfigDict(arbitrary_types_allowed=True)
-    brain: Any = None
-
-    @property
-    def _llm_type(self) -> str:
-        return "attrition-simulated"
 
     def bind_tools(self, tools, *, tool_choice=None, **kwargs):
         if tool_choice is not None:
@@ -78,6 +75,15 @@ class SimulatedChatModel(BaseChatModel):
         parsed = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser, parsing_error=lambda _: None)
         fallback = RunnablePassthrough.assign(parsed=lambda _: None)
         return RunnableMap(raw=llm) | parsed.with_fallbacks([fallback], exception_key="parsing_error")
+
+
+class SimulatedChatModel(ToolBindingModel):
+    """A chat model whose decisions come from a behaviour profile, not from a network call."""
+    brain: Any = None
+
+    @property
+    def _llm_type(self) -> str:
+        return "attrition-simulated"
 
     def _respond(self, messages, kwargs: dict, run_manager=None):
         tools = kwargs.get("tools") or []

@@ -49,6 +49,7 @@ class Session:
     user_ids: set = field(default_factory=set)  # ids of the messages the scripted user sent
     # (fact, true value) -> the value the model made up for it: it repeats its own inventions
     invented: dict = field(default_factory=dict)
+    provider_error: str | None = None  # a real model's provider failed a call: the trial is an error
 
     def __post_init__(self):
         self.scenario_key = self.scenario_key or self.scenario.name

@@ -72,14 +72,17 @@ class TrialSpec(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict, description="labels of the sweep cell (fault setting, agent)")
     reviewer: dict[str, Any] | None = Field(None, description="the human reviewer's policy (reviewer.Policy); "
                                             "None: one who approves everything")
+    model: dict[str, Any] | None = Field(None, description="real models (live.model_spec): roles -> PROVIDER:NAME, "
+                                         "base_url, latency; None: the simulated model plays every role")
 
     @model_serializer(mode="wrap")
     def _dump(self, handler):
         # a field added after ids were first published enters the canonical form only when
         # set, so every trial that does not use it keeps its id (and its results stay resumable)
         out = handler(self)
-        if self.reviewer is None:
-            out.pop("reviewer", None)
+        for name in ("reviewer", "model"):
+            if getattr(self, name) is None:
+                out.pop(name, None)
         return out
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@
       - ref: support_refund
     agents: [react, {ref: react-retry, params: {idempotency: true}, label: react-retry-idem}]
     profiles: [strong, weak, {ref: strong, params: {difficulty_sd: 1.8}, label: strong-spread}]
+    models: [simulated, "openai:gpt-4o-mini", {ref: "ollama:llama3.1", base_url: "http://localhost:11434"}]
     faults:                      # named fault settings; `none` is the baseline
       none: []
       rate_limit: ["rate_limit:rate=0.2"]
@@ -25,11 +26,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_serializer, field_validator,
-                      model_validator)
+                      model_serializer, model_validator)
 
 from .design_loader import DesignError, check_params, load_factory
 from .faults.config import FaultConfigError, check_faults, normalize_faults
-from .jobs import validate_budgets
+from .jobs import model_tags, validate_budgets
+from .live import model_spec
 from .profile_refs import ProfileAxis, ResolvedProfile, resolve_profile
 from .reviewer import policy
 from .scenario import ScenarioError
@@ -48,6 +50,7 @@ MAX_TRIALS = 10_000_000
 # Sessions sharing one environment run together in one process and are re-run as a
 # group on resume; ten thousand is far past any provider-load test.
 MAX_CONCURRENCY = 10_000
+SIMULATED = "simulated"
 
 
 class ScenarioAxis(BaseModel):
@@ -74,6 +77,19 @@ class AgentAxis(BaseModel):
     label: str | None = None
 
 
+class ModelAxis(BaseModel):
+    """`simulated` (the simulated model plays every role, as its profile says), or real models:
+    `PROVIDER:NAME` or `ROLE=PROVIDER:NAME,...` (live.py)."""
+    model_config = ConfigDict(extra="forbid")
+    ref: str
+    base_url: str | None = None
+    latency: str = "measured"
+    label: str | None = Field(None, pattern=r"^[^/]+$")
+
+    def spec(self) -> dict | None:
+        return None if self.ref == SIMULATED else model_spec(self.ref, self.base_url, self.latency)
+
+
 class SweepFile(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str = Field(pattern=r"^[\w.-]+$")
@@ -84,6 +100,9 @@ class SweepFile(BaseModel):
     agents: list[AgentAxis] = Field(default_factory=lambda: [AgentAxis(ref="react")], min_length=1)
     profiles: list[ProfileAxis] = Field(default_factory=lambda: [ProfileAxis(ref="strong")], min_length=1,
                                         description="presets, profile files, or {ref, params, label}")
+    models: list[ModelAxis] = Field(default_factory=lambda: [ModelAxis(ref=SIMULATED)], min_length=1,
+                                    description="simulated, or real models: PROVIDER:NAME, ROLE=PROVIDER:NAME,..., "
+                                    "or {ref, base_url, latency, label}")
     faults: dict[str, list[Any]] = Field(default_factory=lambda: {"none": []}, min_length=1,
                                          description="fault setting name -> faults")
     budgets: dict[str, Any] = Field(default_factory=dict)
@@ -107,7 +126,20 @@ class SweepFile(BaseModel):
         # a bare name is written back as one, as it was given (a manifest compares dumps)
         return [p.ref if not p.params and p.label is None else p.model_dump(mode="json") for p in v]
 
-    @field_validator("scenarios", "agents", "profiles", mode="before")
+    @field_serializer("models")
+    def _short_models(self, v: list[ModelAxis]):
+        return [m.ref if m.base_url is None and m.label is None and m.latency == "measured" else
+                m.model_dump(mode="json", exclude_none=True) for m in v]
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        # the default (simulated) is left out: a manifest written before models existed still matches
+        out = handler(self)
+        if out.get("models") == [SIMULATED]:
+            out.pop("models")
+        return out
+
+    @field_validator("scenarios", "agents", "profiles", "models", mode="before")
     @classmethod
     def _strings(cls, v):
         return [{"ref": x} if isinstance(x, str) else x for x in v] if isinstance(v, list) else v
@@ -120,7 +152,8 @@ class SweepFile(BaseModel):
         if self.size() > MAX_TRIALS:
             raise ValueError(f"the sweep has {self.size():,} trials ({self.cells():,} scenario cells x "
                              f"{len(self.faults)} fault settings x {len(self.agents)} agents x "
-                             f"{len(self.profiles)} profiles x {self.replicates:,} replicates); "
+                             f"{len(self.profiles)} profiles x {len(self.models)} models x "
+                             f"{self.replicates:,} replicates); "
                              f"a sweep takes at most {MAX_TRIALS:,}")
         return self
 
@@ -130,7 +163,8 @@ class SweepFile(BaseModel):
 
     def size(self) -> int:
         """Trials in the sweep, counted without expanding anything."""
-        return self.cells() * len(self.faults) * len(self.agents) * len(self.profiles) * self.replicates
+        return self.cells() * len(self.faults) * len(self.agents) * len(self.profiles) * len(self.models) \
+            * self.replicates
 
 
 def _grid(params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -188,6 +222,12 @@ def _check_names(sweep: SweepFile) -> list[tuple[tuple, str]]:
             problems.append((("profiles", i), f"label {got.label!r} is also profiles[{labels[got.label]}]'s: "
                              "give each profile its own label"))
         labels.setdefault(got.label, i)
+    for i, m in enumerate(sweep.models):
+        try:
+            m.spec()
+        except ValueError as e:
+            problems.append((("models", i), str(e).replace("--base-url", "base_url").replace("--latency", "latency")
+                             .replace("--model", "ref")))
     for i, a in enumerate(sweep.agents):
         try:
             factory = load_factory(a.ref)
@@ -242,13 +282,18 @@ def iter_specs(sweep: SweepFile, cells: list, merged: dict) -> Iterator[TrialSpe
     """The sweep's TrialSpecs, one at a time and always in the same order: a sweep of a
     million trials never holds a million specs."""
     review = policy(sweep.reviewer)
-    for ref, fname, agent, prof, rep in itertools.product(
-            cells, list(sweep.faults), sweep.agents, sweep.resolved_profiles(), range(sweep.replicates)):
+    models = [(m, m.spec()) for m in sweep.models]
+    several = len(sweep.profiles) > 1
+    for ref, fname, agent, prof, (m, live), rep in itertools.product(
+            cells, list(sweep.faults), sweep.agents, sweep.resolved_profiles(), models, range(sweep.replicates)):
+        tags = {"fault": fname, "agent": agent.label or agent.ref, **prof.tags()}
+        if live:
+            tags |= model_tags(live, m.label, prof.label if several else None)
         yield TrialSpec(
             scenario=ref, agent=agent.ref, agent_params=agent.params, profile=prof.base,
             profile_params=prof.params, seed=sweep.seed,
             replicate=rep, budgets=sweep.budgets, faults=merged[(ref.digest, fname)],
-            tags={"fault": fname, "agent": agent.label or agent.ref, **prof.tags()}, reviewer=review)
+            tags=tags, reviewer=review, model=live)
 
 
 def expand(sweep: SweepFile, source: str = "sweep") -> list[TrialSpec]:
