@@ -161,16 +161,18 @@ class RateLimiter:
     """Client-side requests per minute: spaces request starts evenly, across threads. It waits
     in real time, since the provider it protects is real."""
 
-    def __init__(self, rpm: float):
+    def __init__(self, rpm: float, clock=time.monotonic, sleep=time.sleep):
         self.interval, self.next, self.lock = 60.0 / rpm, 0.0, threading.Lock()
+        self.clock, self.sleep = clock, sleep
 
     def wait(self) -> float:
+        """Wait for this request's turn; return how long it waited."""
         with self.lock:
-            now = time.monotonic()
+            now = self.clock()
             start = max(now, self.next)
             self.next = start + self.interval
         if start > now:
-            time.sleep(start - now)
+            self.sleep(start - now)
         return start - now
 
 
@@ -293,6 +295,7 @@ class LiveChatModel(ToolBindingModel):
     def _recorded(self, msg, measured: float, request: dict, key: str, ctx: int, extra: float) -> ChatResult:
         if not isinstance(msg, AIMessage):
             raise TypeError(f"the model returned {type(msg).__name__}, not an AIMessage")
+        measured = round(measured, 6)  # as the cassette keeps it: a replay charges the very same time
         if self.options.record:
             self.cassette.save(key, request, msg, measured)
         return self._finish(msg, measured, False, ctx, extra)
