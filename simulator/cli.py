@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -19,17 +18,19 @@ from .propagation import propagation_results
 from .registry import PROBLEMS, entries, names
 from .replay import replay as replay_trial
 from .results import analyze_results
-from .runs import nothing_written, run_cell, run_sweep, sweep_dir
+from .runs import nothing_written, run_sweep, sweep_dir
 from .report import graphs as graph_files
 from .report import terminal
 from .report.progress import progress
-from .cli_args import MAX_BOOTSTRAP, params as _params, path as _path, timeout_ok as _timeout_ok
+from .cli_args import MAX_BOOTSTRAP, path as _path, timeout_ok as _timeout_ok
 from .cli_architect import commands as architect_commands
 from .cli_calibrate import command as calibrate_command
 from .cli_nightly import commands as nightly_commands
+from .cli_run import MAX_WORKERS, check_live, command as run_command, live_options
+from .executors import default_workers
 from .scenario import ScenarioError, json_schema
 from .scenario_refs import resolve_scenario
-from .spec import MAX_SEED, MAX_VIRTUAL_S
+from .spec import MAX_SEED
 from .sql import export as export_rows
 from .sql import query as query_rows
 from .store import read_manifest, results_dir, validation_problem
@@ -55,13 +56,6 @@ class UserError(Exception):
     """Bad input: shown as one clear message, exit code 2."""
 
 
-# Limits on numbers that size work or memory: past them a typo hangs the machine instead of
-# failing (a million trials is hours; a thousand sessions in one environment, about a gigabyte).
-MAX_TRIALS = 1_000_000
-MAX_CONCURRENCY = 1_000
-MAX_WORKERS = 256
-
-
 def _fail(msg: str, code: int = 2) -> None:
     # messages quote user input and exception text: never markup
     err.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, markup=True, soft_wrap=True)
@@ -85,77 +79,8 @@ def _guard(fn):
         _fail(f"{e.filename}: {e.strerror}" if e.filename else f"cannot use a path: {e}")
 
 
-def _run_inputs(budget: list[str] | None, stagger: float, out_dir: Path | None) -> dict:
-    """Check what `run` can check before any trial runs; return the budgets."""
-    budgets = _guard(lambda: _params(budget, "--budget"))
-    known = ("max_model_calls", "max_tool_calls", "max_steps", "max_tokens", "max_sim_time_s")
-    bad = set(budgets) - set(known)
-    if bad:
-        _fail(f"unknown budget {', '.join(sorted(bad))}; use {', '.join(known)}")
-    if not (math.isfinite(stagger) and 0 <= stagger <= MAX_VIRTUAL_S):
-        _fail(f"--stagger must be a finite number of virtual seconds from 0 to {MAX_VIRTUAL_S:.0f} (30 days), "
-              f"not {stagger}")
-    _guard(lambda: check_writable(out_dir if out_dir is not None else Path("results"), directory=True))
-    return budgets
-
-
-@app.command()
-def run(
-    scenario: str = typer.Argument(..., help="scenario file, shipped scenario name, or template "
-                                   "(e.g. chain, chain:length=64)"),
-    agent: str = typer.Option("react", "--agent", "-a", help="design name, path/file.py:build or pkg.module:build"),
-    trials: int = typer.Option(20, "--trials", "-n", min=1, max=MAX_TRIALS,
-                               help=f"number of trials (replicates), 1 to {MAX_TRIALS:,}"),
-    seed: int = typer.Option(0, "--seed", "-s", min=0, max=MAX_SEED,
-                             help="sweep seed, 0 to 2**63 - 1; same seed, same results"),
-    profile: str = typer.Option("strong", "--profile", help="simulated model profile (attrition list profiles)"),
-    param: Optional[List[str]] = typer.Option(None, "--param", "-p", help="template parameter key=value (repeatable)"),
-    agent_param: Optional[List[str]] = typer.Option(None, "--agent-param", help="design parameter key=value (repeatable)"),
-    profile_param: Optional[List[str]] = typer.Option(None, "--profile-param", help="override a profile parameter key=value"),
-    budget: Optional[List[str]] = typer.Option(None, "--budget", help="max_model_calls=N, max_tool_calls=N, max_steps=N (graph supersteps), "
-                                                "max_tokens=N or max_sim_time_s=S"),
-    fault: Optional[List[str]] = typer.Option(None, "--fault", "-f", help="NAME[:key=value,...] (repeatable; "
-                                              "attrition list faults), e.g. rate_limit:rate=0.3"),
-    concurrency: int = typer.Option(1, "--concurrency", min=1, max=MAX_CONCURRENCY, help="sessions sharing one "
-                                    f"virtual environment, 1 to {MAX_CONCURRENCY:,} (and its provider: shared "
-                                    "limits and outages hit them together)"),
-    stagger: float = typer.Option(0.0, "--stagger", help="virtual seconds between session arrivals within a "
-                                  f"shared environment, 0 to {MAX_VIRTUAL_S:.0f} (30 days)"),
-    reviewer: Optional[str] = typer.Option(None, "--reviewer", help="the human who answers the graph's "
-                                           "interrupts: approve (default), reject, none (nobody answers), or "
-                                           "key=value,... e.g. reject_rate=0.1,catches_errors=0.9,median_s=120"),
-    out_dir: Optional[Path] = typer.Option(None, "--out", parser=_path, help="results directory (default results/<run-id>)"),
-    trial_timeout: float = typer.Option(600.0, "--trial-timeout", callback=_timeout_ok, help="wall-clock "
-                                        "seconds one trial may take before its worker is stopped and it is recorded "
-                                        "as an error: 1 to 604800 (7 days), or 0 for no limit"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a table"),
-) -> None:
-    """Run an agent design through a scenario N times and report its success rate."""
-    budgets = _run_inputs(budget, stagger, out_dir)
-    bar, tick = progress(trials, err) if not as_json or sys.stderr.isatty() else (None, None)
-    try:
-        if bar:
-            bar.start()
-        summary, run_dir = _guard(lambda: run_cell(
-            scenario, _params(param, "--param"), agent, trials=trials, seed=seed, profile=profile,
-            agent_params=_params(agent_param, "--agent-param"),
-            profile_params=_params(profile_param, "--profile-param"),
-            budgets=budgets, faults=fault, concurrency=concurrency, stagger_s=stagger, out=out_dir,
-            progress=tick, trial_timeout_s=trial_timeout or None, reviewer=reviewer))
-    except KeyboardInterrupt:
-        _fail("interrupted; the trials that finished are in the results directory", 130)
-    finally:
-        if bar:
-            bar.stop()
-    summary["results_dir"] = str(run_dir)
-    if as_json:
-        print(json.dumps(summary, indent=2, default=str))
-    else:
-        _show(terminal.run_summary(summary, run_dir, **_style()))
-    if summary["outcomes"]["error"]:
-        err.print(f"{summary['outcomes']['error']} trial(s) ended in error (the graph or its factory crashed, "
-                  f"or attrition cannot drive the graph), e.g.: {summary['errors'][0] if summary['errors'] else '?'}", highlight=False, markup=False)
-        raise typer.Exit(1)
+app.command(name="run")(run_command(_guard, _fail, err, _style, _show))
+_LIVE = live_options()
 
 
 def _sweep_out(sweep_file: Path, resume: bool, out_dir: Path | None) -> Path | None:
@@ -188,8 +113,14 @@ def sweep(
                                         "seconds one trial may take before its worker is stopped and it is recorded "
                                         "as an error: 1 to 604800 (7 days), or 0 for no limit"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: summary and analysis"),
+    record: Optional[Path] = _LIVE["record"], replay: Optional[Path] = _LIVE["replay"],
+    replay_fallback: str = _LIVE["fallback"], rpm: Optional[float] = _LIVE["rpm"],
+    request_timeout: float = _LIVE["timeout"], max_retries: int = _LIVE["retries"],
+    in_flight: int = _LIVE["in_flight"],
 ) -> None:
     """Run a sweep: every cell of the grid, on one core, all cores or a Dask cluster."""
+    opts = check_live(_fail, None, record, replay, replay_fallback, rpm, request_timeout, max_retries,
+                      in_flight, workers or default_workers(), needs_model=False)
     if executor not in names("executor"):
         _fail(f"unknown executor {executor!r}; choose from {', '.join(names('executor'))}")
     if scheduler and executor != "dask":
@@ -211,7 +142,7 @@ def sweep(
     try:
         summary, run_dir = _guard(lambda: run_sweep(
             sweep_file, executor=executor, workers=workers, scheduler=scheduler, resume=resume,
-            out=out_dir, progress=tick, on_start=on_start, trial_timeout_s=trial_timeout or None))
+            out=out_dir, progress=tick, on_start=on_start, trial_timeout_s=trial_timeout or None, live=opts))
     except KeyboardInterrupt:
         _fail("interrupted; finished trials are saved: run again with --resume to finish", 130)
     finally:

@@ -23,10 +23,12 @@ import itertools
 import json
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
 from .engine import run_jobs
 from .jobs import JobMaker
+from .live import LiveOptions
 from .records import TrialRecord
 from .registry import UnknownName, lookup, names, register
 from .spec import TrialSpec
@@ -54,8 +56,20 @@ def run_chunk(specs: list[dict], concurrency: int = 1, stagger_s: float = 0.0,
             jobs.append(maker(s))
         except Exception as e:  # the agent or scenario could not be loaded in this worker
             failed.append(error_record(s, f"{type(e).__name__}: {e}"))
-    run_jobs(jobs, concurrency=concurrency, stagger_s=stagger_s,
-             on_done=lambda r, ev: out.append((r.model_dump_json(), dumps(ev))))
+    groups = [jobs[i:i + concurrency] for i in range(0, len(jobs), concurrency)]
+    in_flight = LiveOptions.from_env().in_flight if any(j.spec.model for j in jobs) else 1
+
+    def run(group: list) -> None:
+        run_jobs(group, concurrency=concurrency, stagger_s=stagger_s,
+                 on_done=lambda r, ev: out.append((r.model_dump_json(), dumps(ev))))
+    if in_flight > 1 and len(groups) > 1:
+        # a real model's calls wait on the network: environment groups run side by side in
+        # threads, each on its own clock, so this worker keeps `in_flight` requests going
+        with ThreadPoolExecutor(in_flight) as pool:
+            list(pool.map(run, groups))
+    else:
+        for g in groups:
+            run(g)
     return out + [(r.model_dump_json(), "") for r in failed]
 
 
@@ -117,7 +131,8 @@ def execute(specs: Iterable[TrialSpec], *, executor: str = "process", workers: i
     params = inspect.signature(run).parameters.values()
     if any(p.name == "trial_timeout_s" or p.kind is p.VAR_KEYWORD for p in params):
         options["trial_timeout_s"] = trial_timeout_s  # executors written before the limit existed lack it
-    yield from run(chunks(specs, concurrency, chunk_groups), workers=workers or default_workers(),
+    per = max(chunk_groups, LiveOptions.from_env().in_flight)  # a chunk holds what a worker runs at once
+    yield from run(chunks(specs, concurrency, per), workers=workers or default_workers(),
                    scheduler=scheduler, concurrency=concurrency, stagger_s=stagger_s, **options)
 
 
@@ -127,7 +142,8 @@ def _parse(pairs):
 
 
 def _in_workers(chunks, workers: int, concurrency: int, stagger_s: float, trial_timeout_s: float | None):
-    groups = (g for c in chunks for g in split_groups(c, concurrency))
+    # a worker takes `in_flight` environment groups at once when trials call a real model
+    groups = (g for c in chunks for g in split_groups(c, concurrency * LiveOptions.from_env().in_flight))
     with Pool(workers) as pool:
         for group, pairs, failure in pool.run(groups, concurrency, stagger_s, trial_timeout_s):
             yield from _parse(as_pairs(group, pairs, failure))

@@ -114,6 +114,7 @@ class LiveOptions:
     rpm: float | None = None         # client-side requests per minute, per worker process
     timeout_s: float = 120.0         # one request's wall-time limit
     max_retries: int = 2             # the client's own retries (429 with retry-after, 5xx)
+    in_flight: int = 1               # trials each worker process runs at once, in threads (real calls wait on I/O)
 
     def to_env(self) -> None:
         os.environ[ENV] = json.dumps(asdict(self))

@@ -7,6 +7,7 @@ memory does not grow with the number of trials.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Callable, Iterable, Iterator
 
 from .executors import DEFAULT_TRIAL_TIMEOUT_S, check_executor, check_timeout, execute
 from .jobs import JobMaker, make_specs
+from .live import LiveOptions
 from .records import TrialRecord
 from .results import summarize
 from .spec import TrialSpec, digest
@@ -78,7 +80,8 @@ def run_id(specs: list[TrialSpec]) -> str:
     first = specs[0]
     sc_name = Path(first.scenario.ref.replace("/", "_").replace(".yaml", "")).name
     agent = first.agent.replace("/", "_").split(":")[0][-24:]
-    return f"{sc_name}-{agent}-{first.profile_label}-s{first.seed}-{digest([s.id for s in specs], 8)}"
+    label = re.sub(r"[^\w.=-]+", "_", first.profile_label)  # a model's PROVIDER:NAME has no place in a path
+    return f"{sc_name}-{agent}-{label}-s{first.seed}-{digest([s.id for s in specs], 8)}"
 
 
 def run_cell(scenario: str, params: dict | None, agent: str, *, trials: int, seed: int, profile: str = "strong",
@@ -86,21 +89,28 @@ def run_cell(scenario: str, params: dict | None, agent: str, *, trials: int, see
              faults: list | None = None, concurrency: int = 1, stagger_s: float = 0.0, out: Path | None = None,
              progress: Progress | None = None, model_factory: Callable | None = None,
              trial_timeout_s: float | None = DEFAULT_TRIAL_TIMEOUT_S,
-             reviewer: str | dict | None = None) -> tuple[dict, Path]:
+             reviewer: str | dict | None = None, model: str | dict | None = None, base_url: str | None = None,
+             latency: str = "measured", workers: int = 1, live: LiveOptions | None = None) -> tuple[dict, Path]:
     """`attrition run`: `trials` replicates of one cell, one after another in one worker
-    process (in this process with a `model_factory`, which cannot be sent to another), into
-    `out` (default results/<run id>: the same command replaces the same directory)."""
+    process, or in `workers` at once (in this process with a `model_factory`, which cannot be
+    sent to another), into `out` (default results/<run id>: the same command replaces the
+    same directory). `model` gives roles a provider's model (live.py); `live` says how to
+    reach it (cassettes, rate limit), for every worker."""
+    if live is not None:
+        live.to_env()  # before any worker starts: workers take the driver's environment
     if model_factory is None:
         warm_up()  # the worker server imports the engine while the specs are made
     specs = make_specs(scenario, params, agent, trials=trials, seed=seed, profile=profile,
                        agent_params=agent_params, profile_params=profile_params, budgets=budgets, faults=faults,
-                       reviewer=reviewer)
+                       reviewer=reviewer, model=model, base_url=base_url, latency=latency)
     rid = run_id(specs)
     out = Path(out) if out is not None else Path("results") / rid
     manifest = {"run_id": rid, "command": "run", "argv": sys.argv[1:], "seed": seed, "concurrency": concurrency,
                 "trials": trials, "spec": specs[0].model_dump(mode="json"), "trial_ids": [s.id for s in specs]}
     options = {"maker": JobMaker(model_factory)} if model_factory else {}
-    summary = execute_specs(specs, out, manifest, len(specs), executor="serial", concurrency=concurrency,
+    executor = "serial" if workers <= 1 or model_factory else "process"
+    options |= {"workers": workers} if executor == "process" else {}
+    summary = execute_specs(specs, out, manifest, len(specs), executor=executor, concurrency=concurrency,
                             stagger_s=stagger_s, progress=progress, trial_timeout_s=trial_timeout_s, **options)
     summary["spec"] = manifest["spec"]
     return summary, out
@@ -155,8 +165,12 @@ def _profile_changed(old: dict, new: dict, out: Path) -> str:
 def run_sweep(path: str | Path, *, executor: str = "process", workers: int | None = None,
               scheduler: str | None = None, resume: bool = False, out: Path | None = None,
               progress: Progress | None = None, on_start: Callable[[int, int], None] | None = None,
-              trial_timeout_s: float | None = DEFAULT_TRIAL_TIMEOUT_S) -> tuple[dict, Path]:
-    """Expand a sweep file, run what is not yet done, and return (summary, results dir)."""
+              trial_timeout_s: float | None = DEFAULT_TRIAL_TIMEOUT_S,
+              live: LiveOptions | None = None) -> tuple[dict, Path]:
+    """Expand a sweep file, run what is not yet done, and return (summary, results dir).
+    `live` says how workers reach the real models a sweep's `models` names (live.py)."""
+    if live is not None:
+        live.to_env()  # before any worker starts: workers take the driver's environment
     if executor in ("serial", "process"):
         warm_up()  # the worker server imports the engine while the sweep is expanded
     sweep = load_sweep(path)

@@ -152,8 +152,9 @@ class SweepFile(BaseModel):
         if self.size() > MAX_TRIALS:
             raise ValueError(f"the sweep has {self.size():,} trials ({self.cells():,} scenario cells x "
                              f"{len(self.faults)} fault settings x {len(self.agents)} agents x "
-                             f"{len(self.profiles)} profiles x {len(self.models)} models x "
-                             f"{self.replicates:,} replicates); "
+                             f"{len(self.profiles)} profiles x "
+                             + (f"{len(self.models)} models x " if len(self.models) > 1 else "")
+                             + f"{self.replicates:,} replicates); "
                              f"a sweep takes at most {MAX_TRIALS:,}")
         return self
 
