@@ -26,6 +26,7 @@ from .cli_args import MAX_BOOTSTRAP, path as _path, timeout_ok as _timeout_ok
 from .cli_architect import commands as architect_commands
 from .cli_calibrate import command as calibrate_command
 from .cli_nightly import commands as nightly_commands
+from .cli_traces import commands as trace_commands
 from .cli_run import MAX_WORKERS, check_live, command as run_command, live_options
 from .executors import default_workers
 from .scenario import ScenarioError, json_schema
@@ -317,6 +318,8 @@ for _name, _fn in _nightly.items():
     app.command(name=_name)(_fn)
 for _name, _group in _groups.items():
     app.add_typer(_group, name=_name)
+for _name, _fn in trace_commands(_guard, _fail, err).items():
+    app.command(name=_name)(_fn)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
