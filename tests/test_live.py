@@ -4,11 +4,10 @@ simulated model; provider failures become error trials; cassettes replay without
 import json
 import socket
 import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, run
+from conftest import FIXTURES, ROOT, run
 from simulator.cassettes import MASK, Cassette, scrub, secret_values
 from simulator.jobs import make_specs
 from simulator.live import LiveOptions, RateLimiter, model_spec, parse_models
@@ -203,3 +202,26 @@ def test_an_unreadable_cassette_entry_names_its_file(tmp_path):
         c.load("ab" + "0" * 30)
     with pytest.raises(FileNotFoundError, match="no such cassette directory"):
         Cassette(tmp_path / "nope", "replay")
+
+
+def test_a_sweep_puts_a_real_model_beside_the_simulated_one(tmp_path, server):
+    from simulator.runs import run_sweep
+    from simulator.store import iter_records
+    from simulator.sweep import load_sweep
+    f = tmp_path / "models.yaml"
+    f.write_text(f"name: models\nreplicates: 2\nscenarios: [support_refund]\n"
+                 f"models: [simulated, {{ref: 'openai:gpt-test', base_url: '{server.url}', label: scripted}}]\n")
+    summary, out = run_sweep(f, executor="serial", out=tmp_path / "out")
+    recs = list(iter_records(out))
+    live = [r for r in recs if r.spec.get("model")]
+    assert len(recs) == 4 and len(live) == 2
+    assert {r.profile for r in live} == {"scripted"} and all(r.outcome == "success" for r in live)
+    assert {r.profile for r in recs if not r.spec.get("model")} == {"strong"}
+    assert len(server.script.requests) == sum(r.model_calls for r in live)
+    # the default axis is left out of the sweep's dump: manifests written before it still match
+    assert "models" not in load_sweep(ROOT / "scenarios/sweeps/quickstart.yaml").model_dump(mode="json")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nscenarios: [support_refund]\nmodels: [simulated, 'nosuch:x']\n")
+    from simulator.scenario import ScenarioError
+    with pytest.raises(ScenarioError, match=r"bad.yaml:3: models\[1\]: ref: unknown provider 'nosuch'"):
+        run_sweep(bad, executor="serial", out=tmp_path / "bad")
