@@ -36,7 +36,8 @@ def live_options():
         replay=typer.Option(None, "--replay", parser=_path, help="answer real model requests from this cassette "
                             "directory, without a network"),
         fallback=typer.Option("error", "--replay-fallback", help="on a request the cassettes do not hold: error "
-                              "(the trial is an error) or simulated (the simulated model answers)"),
+                              "(the trial is an error), live (call the provider and add the answer to the "
+                              "cassettes) or simulated (the simulated model answers)"),
         rpm=typer.Option(None, "--rpm", help="client-side limit on real model requests per minute, across workers"),
         timeout=typer.Option(120.0, "--request-timeout", help="wall-clock seconds one real model request may take, "
                              f"1 to {MAX_REQUEST_TIMEOUT_S:.0f}"),
@@ -54,8 +55,8 @@ def check_live(fail, model: str | None, record, replay, fallback: str, rpm, time
         fail("--record and --replay need --model PROVIDER:NAME (the simulated model needs no cassette)")
     if record and replay:
         fail("--record and --replay exclude each other: record a run, then replay it")
-    if fallback not in ("error", "simulated"):
-        fail(f"--replay-fallback is error or simulated, not {fallback!r}")
+    if fallback not in ("error", "live", "simulated"):
+        fail(f"--replay-fallback is error, live or simulated, not {fallback!r}")
     if replay is not None and not Path(replay).is_dir():
         fail(f"--replay {replay}: no such cassette directory")
     if rpm is not None and not (math.isfinite(rpm) and 0 < rpm <= 1e6):

@@ -110,7 +110,7 @@ class LiveOptions:
     """How this run talks to providers; none of it changes what a trial is."""
     record: str | None = None        # directory to record every request and response in
     replay: str | None = None        # directory to serve them from, without a network
-    fallback: str = "error"          # on a replay miss: error, or simulated (the simulated model answers)
+    fallback: str = "error"          # on a replay miss: error, live (call the provider, record it) or simulated
     rpm: float | None = None         # client-side requests per minute, per worker process
     timeout_s: float = 120.0         # one request's wall-time limit
     max_retries: int = 2             # the client's own retries (429 with retry-after, 5xx)
@@ -245,11 +245,11 @@ class LiveChatModel(ToolBindingModel):
         entry = None
         if self.options.replay:
             entry = self.cassette.load(key)
-            if entry is None and self.options.fallback != "simulated":
+            if entry is None and self.options.fallback not in ("simulated", "live"):
                 self._fail(ProviderError(
                     "cassette_miss", f"{self.ref}: no recorded response in {self.options.replay} for request "
                     f"{key[:12]} (role {self.role}, call {s.model_calls + 1}); record it with --record, "
-                    "or replay with --replay-fallback simulated"), ctx)
+                    "or replay with --replay-fallback live (call and record it) or simulated"), ctx)
         return ctx, extra_latency, request, key, entry
 
     def _fail(self, e: Exception, ctx: int):
@@ -264,7 +264,7 @@ class LiveChatModel(ToolBindingModel):
         ctx, extra, request, key, entry = self._prepare(messages, stop, kwargs)
         if entry is not None:
             return self._finish(entry["message"], float(entry["latency_s"]), True, ctx, extra)
-        if self.options.replay:
+        if self.options.replay and self.options.fallback == "simulated":
             return self._simulated(messages, stop, run_manager, kwargs)
         try:
             self._throttle()
@@ -278,7 +278,7 @@ class LiveChatModel(ToolBindingModel):
         ctx, extra, request, key, entry = self._prepare(messages, stop, kwargs)
         if entry is not None:
             return self._finish(entry["message"], float(entry["latency_s"]), True, ctx, extra)
-        if self.options.replay:
+        if self.options.replay and self.options.fallback == "simulated":
             return self._simulated(messages, stop, run_manager, kwargs)
         try:
             self._throttle()
@@ -297,7 +297,7 @@ class LiveChatModel(ToolBindingModel):
         if not isinstance(msg, AIMessage):
             raise TypeError(f"the model returned {type(msg).__name__}, not an AIMessage")
         measured = round(measured, 6)  # as the cassette keeps it: a replay charges the very same time
-        if self.options.record:
+        if self.options.record or self.options.replay:  # a replay's miss, called live, joins the cassette
             self.cassette.save(key, request, msg, measured)
         return self._finish(msg, measured, False, ctx, extra)
 

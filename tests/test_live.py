@@ -225,3 +225,16 @@ def test_a_sweep_puts_a_real_model_beside_the_simulated_one(tmp_path, server):
     from simulator.scenario import ScenarioError
     with pytest.raises(ScenarioError, match=r"bad.yaml:3: models\[1\]: ref: unknown provider 'nosuch'"):
         run_sweep(bad, executor="serial", out=tmp_path / "bad")
+
+
+def test_a_replay_pays_only_for_what_changed(tmp_path, monkeypatch, server):
+    live(monkeypatch, record=str(tmp_path / "tape"))
+    (first, _), = run("support_refund", "react", trials=1, model="openai:gpt-test", base_url=server.url)
+    paid = len(server.script.requests)
+    live(monkeypatch, replay=str(tmp_path / "tape"), fallback="live")
+    res = run("support_refund", "react", trials=2, model="openai:gpt-test", base_url=server.url)
+    assert drop_wall(res[0][0]) == drop_wall(first)
+    assert len(server.script.requests) - paid == res[1][0].model_calls  # only the new replicate was called
+    live(monkeypatch, replay=str(tmp_path / "tape"))  # now the cassettes hold both
+    again = run("support_refund", "react", trials=2, model="openai:gpt-test", base_url=server.url)
+    assert [drop_wall(r) for r, _ in again] == [drop_wall(r) for r, _ in res]
