@@ -238,3 +238,12 @@ def test_a_replay_pays_only_for_what_changed(tmp_path, monkeypatch, server):
     live(monkeypatch, replay=str(tmp_path / "tape"))  # now the cassettes hold both
     again = run("support_refund", "react", trials=2, model="openai:gpt-test", base_url=server.url)
     assert [drop_wall(r) for r, _ in again] == [drop_wall(r) for r, _ in res]
+
+
+@pytest.mark.parametrize("style", ["async_nodes", "create_agent", "functional_api", "subgraph",
+                                   "summarization_middleware"])
+def test_graphs_written_in_other_styles_run_on_a_real_client(style, server):
+    (r, ev), = run("support_refund", f"{FIXTURES}/styles/{style}.py:build", model="openai:gpt-test",
+                   base_url=server.url)
+    assert r.outcome == "success", r.error
+    assert r.model_calls == len(server.script.requests) > 0
