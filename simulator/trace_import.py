@@ -78,6 +78,14 @@ def _rows_in(result: Any, table: str = "") -> list[dict] | None:
     return None
 
 
+def _as_rows(result: Any, table: str) -> list[dict]:
+    """A result's rows; a single record (or text) is one row."""
+    rows = _rows_in(result, table)
+    if rows is not None:
+        return rows
+    return [result if isinstance(result, dict) else {"result": result}]
+
+
 def _id_field(row: dict, avoid: set = frozenset()) -> str | None:
     ids = [k for k in row if (k == "id" or k.endswith("_id") or k.endswith("Id")) and k not in avoid]
     return ids[0] if ids else None
@@ -135,11 +143,13 @@ class Builder:
             self.note(f"tool {name}: no successful call to learn from; it reads table {table} by its first argument")
             key = next(iter(calls[0].args), None) if calls else None
             return {"read": table, "key": key or "id"}
-        if kind == "insert" and isinstance(first.result, dict):
+        if kind == "insert":
             return self._insert(name, table, first)
-        if kind == "update" and isinstance(first.result, dict):
+        if kind == "update":
             return self._update(name, table, first, ok)
         rows = _rows_in(first.result, table)
+        if rows is None and not first.args:  # nothing to look a row up by: the tool lists its table
+            rows = _as_rows(first.result, table)
         if rows is not None:
             return self._find(name, table, first, ok, rows)
         if not isinstance(first.result, dict):
@@ -153,30 +163,42 @@ class Builder:
         return {"read": table, "key": key, "returns": returns}
 
     def _insert(self, name: str, table: str, first) -> dict:
-        idf = _id_field(first.result, set(first.args)) or "id"
-        made = str(first.result.get(idf, ""))
-        prefix = re.sub(r"\d+$", "", made)
-        const = {k: v for k, v in first.result.items() if k != idf and k not in first.args}
+        result = first.result if isinstance(first.result, dict) else {}
+        if not result:
+            self.note(f"tool {name}: returned {type(first.result).__name__}, not the new record; the scenario "
+                      "returns the record it inserts")
+        idf = _id_field(result, set(first.args)) or "id"
+        made = str(result.get(idf, ""))
+        prefix = re.sub(r"\d+$", "", made) if made else table[:2].upper() + "-"
+        const = {k: v for k, v in result.items() if k != idf and k not in first.args}
         self.note(f"tool {name}: inserts into {table}; new ids are {prefix}1, {prefix}2... "
                   f"(the trace's {made or 'id'} is mapped to them)")
         return {"insert": table, "id_field": idf, "id_prefix": prefix,
                 "set": {**{a: f"${a}" for a in first.args}, **const}}
 
     def _update(self, name: str, table: str, first, ok: list) -> dict:
-        key = self._key(first, first.result) or next(iter(first.args), "id")
+        result = first.result if isinstance(first.result, dict) else {}
+        if not result:
+            self.note(f"tool {name}: returned {type(first.result).__name__}, not the record; the scenario "
+                      "returns the record it updates")
+        key = self._key(first, result) or next(iter(first.args), "id")
         sets = {a: f"${a}" for a in first.args if a != key}
-        before = self.world.get(table, {}).get(str(first.args.get(key)))
+        # the row may live in another tool's table (update_booking on reservations): the one that holds the key
+        rid = str(first.args.get(key))
+        table = next((t for t, rows in self.world.items() if rid in rows), table)
+        before = self.world.get(table, {}).get(rid)
         if before is not None:  # what else the update changed, against the row as read before it
-            sets |= {k: v for k, v in first.result.items() if k not in first.args and before.get(k) != v}
+            sets |= {k: v for k, v in result.items() if k not in first.args and before.get(k) != v}
         else:
             self.note(f"tool {name}: no earlier read shows the {table} row it updates; the row is made from "
                       "its result, less the fields it sets: check the starting values")
         for c in ok:  # rows no read showed: as the result shows them, less what the update set
             rid = str(c.args.get(key))
+            res = c.result if isinstance(c.result, dict) else {}
             if rid not in self.world.get(table, {}):
-                self.add_row(table, rid, {k: v for k, v in {key: c.args.get(key), **c.result}.items()
+                self.add_row(table, rid, {k: v for k, v in {key: c.args.get(key), **res}.items()
                                           if k not in sets or k == key})
-        return {"update": table, "key": key, "set": sets, "returns": list(first.result)}
+        return {"update": table, "key": key, "set": sets, **({"returns": list(result)} if result else {})}
 
     def _find(self, name: str, table: str, first, ok: list, rows: list) -> dict:
         fields = list(dict.fromkeys(k for r in rows for k in r))
@@ -188,7 +210,7 @@ class Builder:
                 where[a] = f"${a}"
                 hidden.append(a)
         for c in ok:
-            for r in _rows_in(c.result, table) or []:
+            for r in _as_rows(c.result, table):
                 idf = _id_field(r)
                 row = {**r, **{a: c.args[a] for a in hidden if a in c.args}}
                 self.add_row(table, str(r[idf]) if idf else f"{table}-{len(self.world.get(table, {})) + 1}", row)

@@ -143,7 +143,44 @@ def _attrs(span: dict) -> dict:
 
 def _otlp_messages(raw: Any) -> list[dict]:
     msgs = maybe_json(raw)
-    return msgs if isinstance(msgs, list) else []
+    if not isinstance(msgs, list):
+        return []
+    # a message written with `content` (text) and `tool_calls` instead of `parts`
+    return [m if not isinstance(m, dict) or "parts" in m else {**m, "parts": _parts_of(m)} for m in msgs]
+
+
+def _parts_of(m: dict) -> list[dict]:
+    parts = [{"type": "text", "content": m["content"]}] if isinstance(m.get("content"), str) and m["content"] else []
+    for c in m.get("tool_calls") or []:
+        fn = c.get("function", c) if isinstance(c, dict) else {}
+        parts.append({"type": "tool_call", "id": c.get("id"), "name": fn.get("name"), "arguments": fn.get("arguments")})
+    if m.get("role") == "tool":
+        parts = [{"type": "tool_call_response", "id": m.get("tool_call_id") or m.get("id"), "response": m.get("content")}]
+    return parts
+
+
+def _flattened(a: dict, prefix: str) -> list[dict]:
+    """Messages from indexed attributes (gen_ai.prompt.0.role, gen_ai.completion.0.tool_calls.0.name...),
+    as earlier instrumentations write them."""
+    msgs: dict[int, dict] = {}
+    for k, v in a.items():
+        if not k.startswith(prefix + "."):
+            continue
+        rest = k[len(prefix) + 1:].split(".")
+        if not rest[0].isdigit():
+            continue
+        m = msgs.setdefault(int(rest[0]), {})
+        if len(rest) == 2:
+            m[rest[1]] = v
+        elif len(rest) == 4 and rest[1] == "tool_calls" and rest[2].isdigit():
+            calls = m.setdefault("tool_calls", {})
+            calls.setdefault(int(rest[2]), {})[rest[3]] = v
+    out = []
+    for _, m in sorted(msgs.items()):
+        m["tool_calls"] = [c for _, c in sorted(m.get("tool_calls", {}).items())]
+        m.setdefault("role", "assistant" if prefix.endswith("completion") else "user")
+        out.append({**m, "parts": _parts_of(m)})
+    return out
 
 
 def _text(parts: list) -> str:
@@ -161,11 +198,14 @@ def _otlp(path: Path, recs: list, trace: str | None) -> Session:
     pending: dict[str, ToolCall] = {}  # tool calls seen in model output, by id, until a tool span or result
     for sp in spans:
         a, t = _attrs(sp), int(sp.get("startTimeUnixNano", 0)) / 1e9
-        op = a.get("gen_ai.operation.name")
+        # older instrumentations leave out the operation: the span's name starts with it
+        op = a.get("gen_ai.operation.name") or str(sp.get("name", "")).split(" ")[0]
         if op == "execute_tool":
             name = a.get("gen_ai.tool.name") or str(sp.get("name", "")).removeprefix("execute_tool ").strip()
             cid = a.get("gen_ai.tool.call.id")
             args = maybe_json(a.get("gen_ai.tool.call.arguments"))
+            if cid not in pending:  # a tool span without the call's id: the oldest open call of that tool
+                cid = next((k for k, c in pending.items() if c.name == name), cid)
             if not isinstance(args, dict):
                 args = pending[cid].args if cid in pending else {}
             pending.pop(cid, None)
@@ -183,7 +223,7 @@ def _otlp(path: Path, recs: list, trace: str | None) -> Session:
                 if fn.get("name"):
                     s.tools[fn["name"]] = {"description": fn.get("description", ""),
                                            "parameters": fn.get("parameters") or {}}
-            inputs = _otlp_messages(a.get("gen_ai.input.messages"))
+            inputs = _otlp_messages(a.get("gen_ai.input.messages")) or _flattened(a, "gen_ai.prompt")
             users = [_text(m.get("parts", [])) for m in inputs if isinstance(m, dict) and m.get("role") == "user"]
             if s.system is None:
                 s.system = next((_text(m.get("parts", [])) for m in inputs
@@ -197,7 +237,7 @@ def _otlp(path: Path, recs: list, trace: str | None) -> Session:
                         c = pending.pop(p["id"])
                         c.result = maybe_json(p.get("response"))
                         s.calls.append(c)
-            for m in _otlp_messages(a.get("gen_ai.output.messages")):
+            for m in _otlp_messages(a.get("gen_ai.output.messages")) or _flattened(a, "gen_ai.completion"):
                 parts = m.get("parts", []) if isinstance(m, dict) else []
                 for p in parts:
                     if isinstance(p, dict) and p.get("type") == "tool_call":
@@ -231,6 +271,8 @@ def _lc_message(m: Any) -> dict:
         role = {"HumanMessage": "user", "AIMessage": "assistant", "SystemMessage": "system",
                 "ToolMessage": "tool"}.get(kind, kw.get("type", "user"))
         return {"role": role, "content": kw.get("content", ""), "tool_calls": kw.get("tool_calls") or []}
+    if isinstance(m.get("data"), dict) and "type" in m:  # message_to_dict's {type, data}
+        m = {**m["data"], "type": m["type"]}
     role = m.get("role") or {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}.get(
         m.get("type", ""), "user")
     calls = m.get("tool_calls") or []

@@ -145,3 +145,49 @@ def test_an_exported_run_is_valid_otlp_and_imports_back_into_its_scenario(tmp_pa
     assert run_golden(sc).args["refund"] == run_golden(shipped).args["refund"]
     r = CliRunner().invoke(app, ["export-trace", str(run_dir), "--trial", "nomatch"])
     assert r.exit_code == 2 and "no trial" in r.output
+
+
+def _span(i, name, attrs, kind=1):
+    def val(v):
+        return {"intValue": str(v)} if isinstance(v, int) else {"stringValue": v if isinstance(v, str) else json.dumps(v)}
+    return {"traceId": "ab" * 16, "spanId": f"{i:016x}", "name": name, "kind": kind,
+            "startTimeUnixNano": str(1_000_000_000 * i), "endTimeUnixNano": str(1_000_000_000 * i + 5),
+            "attributes": [{"key": k, "value": val(v)} for k, v in attrs.items()]}
+
+
+def test_an_older_instrumentation_with_camel_case_tools_and_text_results(tmp_path):
+    """Flattened gen_ai.prompt/completion attributes, no operation names, a tool with no
+    arguments, a bare list of rows without ids, an update that answers "ok", no schemas."""
+    user = "Please move booking BK-77 to the 09:40 flight to LIS on 2026-12-05."
+    calls = [("getCurrentUser", {}, {"user_id": "U-9", "name": "Ana"}),
+             ("getBooking", {"booking_id": "BK-77"}, {"booking_id": "BK-77", "user_id": "U-9", "flight": "TP-100",
+                                                      "status": "confirmed"}),
+             ("searchFlights", {"destination": "LIS", "date": "2026-12-05"},
+              [{"flight": "TP-210", "departs": "09:40"}, {"flight": "TP-212", "departs": "13:10"}]),
+             ("changeBooking", {"booking_id": "BK-77", "flight": "TP-210"}, "ok")]
+    spans, i = [], 1
+    for n, (tool, args, result) in enumerate(calls):
+        spans.append(_span(i, "chat gpt-4.1", {"gen_ai.system": "openai", "gen_ai.request.model": "gpt-4.1",
+                                               "gen_ai.prompt.0.role": "system", "gen_ai.prompt.0.content": "Travel desk.",
+                                               "gen_ai.prompt.1.role": "user", "gen_ai.prompt.1.content": user,
+                                               "gen_ai.completion.0.role": "assistant",
+                                               f"gen_ai.completion.0.tool_calls.0.id": f"c{n}",
+                                               f"gen_ai.completion.0.tool_calls.0.name": tool,
+                                               f"gen_ai.completion.0.tool_calls.0.arguments": json.dumps(args)}, 3))
+        spans.append(_span(i + 1, f"execute_tool {tool}", {"gen_ai.tool.name": tool,
+                                                            "gen_ai.tool.call.result": result}))
+        i += 2
+    spans.append(_span(i, "chat gpt-4.1", {"gen_ai.prompt.1.role": "user", "gen_ai.prompt.1.content": user,
+                                           "gen_ai.completion.0.role": "assistant",
+                                           "gen_ai.completion.0.content": "Booking BK-77 is now on TP-210 at 09:40."}, 3))
+    f = tmp_path / "older.json"
+    f.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
+    s, sc, review, mapped = imported(f)
+    assert [(c.name, c.args) for c in s.calls] == [(t, a) for t, a, _ in calls]
+    assert sc.system_prompt == "Travel desk." and [t.user for t in sc.turns] == [user]
+    assert differences(sc, s, mapped) == []
+    args = {st.id: st.args for st in sc.golden_path}
+    assert args["booking_2"] == {"booking_id": "{booking.booking_id}", "flight": "{flights.results.0.flight}"}
+    assert [c.path for c in sc.success.state] == ["bookings.BK-77.flight"]
+    assert sc.world["bookings"]["BK-77"]["flight"] == "TP-100"  # before the change
+    assert any("no schema" in r for r in review) and any("changeBooking: returned str" in r for r in review)
