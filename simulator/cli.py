@@ -296,8 +296,13 @@ def replay(
     trial_id: str = typer.Argument(..., help="trial id (or a unique prefix) from a results directory"),
     results: List[Path] = typer.Option([Path("results")], "--results", parser=_path, help="where to look for the trial"),
     as_json: bool = typer.Option(False, "--json", help="print events as JSON lines"),
+    cassettes: Optional[Path] = typer.Option(None, "--cassettes", parser=_path, help="a trial with a real model: "
+                                             "answer its calls from these cassettes (its run's --record DIR), "
+                                             "not the provider"),
 ) -> None:
     """Re-run one trial from its id and print its event trace."""
+    if cassettes is not None:
+        check_live(_fail, "", None, cassettes, "error", None, 120.0, 2, 1, 1, needs_model=False).to_env()
     r = _guard(lambda: replay_trial(trial_id, results))
     err.print(r.scenario_note, highlight=False, markup=False)
     if as_json:

@@ -28,6 +28,8 @@ class Summary:
         self.first: dict[str, int] = {}   # the first error in time
         self.steps: list[int] = []  # one int per trial: small, and needed for the interval
         self.sims: list[float] = []
+        self.tokens: list[int] = []      # model tokens (in + out) per trial: the simulated model's or a provider's usage
+        self.model_usd: list[float] = []  # their price, for records that keep money
         self.sim = self.wall = 0.0
         self.errors: set[str] = set()
         self.faults: dict[str, list[int]] = {}  # id -> [firings, trials hit, successes when hit]
@@ -46,6 +48,9 @@ class Summary:
             self.first[r.failure_mode] = self.first.get(r.failure_mode, 0) + 1
         self.steps.append(r.steps)
         self.sims.append(r.sim_time_s)
+        self.tokens.append(r.tokens_in + r.tokens_out)
+        if r.cost_usd:
+            self.model_usd.append(r.cost_usd["model"])
         self.sim += r.sim_time_s
         self.wall += r.wall_time_s
         if r.outcome == "error" and r.error and len(self.errors) < 1000:
@@ -66,7 +71,8 @@ class Summary:
 
     def result(self) -> dict:
         lo, hi = wilson(self.succ, self.n)
-        steps, sim = mean_ci(self.steps), mean_ci(self.sims)
+        steps, sim, tok = mean_ci(self.steps), mean_ci(self.sims), mean_ci(self.tokens)
+        usd = mean_ci(self.model_usd) if self.model_usd else (None, None, None)
         faults = {}
         for f, (firings, hit, succ) in sorted(self.faults.items()):
             flo, fhi = wilson(succ, hit)
@@ -79,6 +85,8 @@ class Summary:
             "first_errors": dict(sorted(self.first.items())),
             "mean_steps": steps[0], "mean_steps_ci": [steps[1], steps[2]],
             "mean_sim_time_s": sim[0], "mean_sim_time_ci": [sim[1], sim[2]],
+            "mean_tokens": tok[0], "mean_tokens_ci": [tok[1], tok[2]],
+            "mean_model_usd": usd[0], "mean_model_usd_ci": [usd[1], usd[2]], "n_priced": len(self.model_usd),
             "sim_time_s": self.sim, "wall_time_s": self.wall, "errors": sorted(self.errors)[:5],
             "faults_fired": faults, "trials_with_unfired_faults": self.unfired,
             "clarifications": self.clar, "guesses": self.guess, "injections_obeyed": self.inj,

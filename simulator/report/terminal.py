@@ -76,6 +76,12 @@ def _summary_rows(s: dict) -> list[tuple[str, str]]:
                                      f"{_dur(s['review_s'] / s['trials'])} waiting per trial (n={s['trials']})"))
     lo, hi = s["mean_steps_ci"]
     rows.append(("mean steps", f"{s['mean_steps']:.1f}  (95% CI {lo:.1f}–{hi:.1f})"))
+    if s.get("mean_tokens") is not None:
+        lo, hi = s["mean_tokens_ci"]
+        rows.append(("model tokens / trial", f"{s['mean_tokens']:,.0f}  (95% CI {lo:,.0f}–{hi:,.0f})"))
+    if s.get("mean_model_usd") is not None:
+        lo, hi = s["mean_model_usd_ci"]
+        rows.append(("model $ / trial", f"${s['mean_model_usd']:.4f}  (95% CI ${lo:.4f}–${hi:.4f}, n={s['n_priced']})"))
     lo, hi = s["mean_sim_time_ci"]
     rows += [("virtual time / trial", f"{_dur(s['mean_sim_time_s'])}  (95% CI {_dur(lo)}–{_dur(hi)})"),
              ("virtual time, all", _dur(s["sim_time_s"])),
