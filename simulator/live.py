@@ -25,6 +25,7 @@ import os
 import re
 import threading
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -119,10 +120,28 @@ class LiveOptions:
     def to_env(self) -> None:
         os.environ[ENV] = json.dumps(asdict(self))
 
+    @contextmanager
+    def in_env(self):
+        """These options for the workers started inside the block; the environment as it was after."""
+        before = os.environ.get(ENV)
+        self.to_env()
+        try:
+            yield self
+        finally:
+            if before is None:
+                os.environ.pop(ENV, None)
+            else:
+                os.environ[ENV] = before
+
     @classmethod
     def from_env(cls) -> "LiveOptions":
         raw = os.environ.get(ENV)
         return cls(**json.loads(raw)) if raw else cls()
+
+
+def options_env(live: "LiveOptions | None"):
+    """A context in which workers read `live` (nothing changes for None)."""
+    return live.in_env() if live is not None else nullcontext()
 
 
 class ProviderError(RuntimeError):

@@ -57,13 +57,17 @@ class Attrition:
 
     def run(self, scenario: str, *, design: str = "react", profile: str = "strong", trials: int = 20,
             seed: int = 0, faults: list[str] | None = None, params: dict | None = None,
-            design_params: dict | None = None, profile_params: dict | None = None, n_boot: int = 500) -> Result:
+            design_params: dict | None = None, profile_params: dict | None = None, n_boot: int = 500,
+            model: str | None = None, base_url: str | None = None, live=None) -> Result:
+        """One cell's trials; `model` (PROVIDER:NAME or ROLE=PROVIDER:NAME,...) and `base_url` give
+        roles a provider's model, `live` (live.LiveOptions) its cassettes and limits."""
         from .catalog import snapshot
         from .runs import run_cell
         self._runs += 1
         out = self.root / f"{self._runs:03d}-{Path(scenario).stem}-{design}-{profile}"
         run_cell(scenario, params, design, trials=trials, seed=seed, profile=profile, agent_params=design_params,
-                 profile_params=profile_params, faults=list(faults or []), out=out)
+                 profile_params=profile_params, faults=list(faults or []), out=out, model=model,
+                 base_url=base_url, live=live)
         snap = snapshot(out, seed=seed, n_boot=n_boot)
         if len(snap["cells"]) != 1:
             raise LookupError(f"{out}: expected one cell, found {len(snap['cells'])}")

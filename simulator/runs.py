@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Iterator
 
 from .executors import DEFAULT_TRIAL_TIMEOUT_S, check_executor, check_timeout, execute
 from .jobs import JobMaker, make_specs
-from .live import LiveOptions
+from .live import LiveOptions, options_env
 from .records import TrialRecord
 from .results import summarize
 from .spec import TrialSpec, digest
@@ -96,24 +96,23 @@ def run_cell(scenario: str, params: dict | None, agent: str, *, trials: int, see
     sent to another), into `out` (default results/<run id>: the same command replaces the
     same directory). `model` gives roles a provider's model (live.py); `live` says how to
     reach it (cassettes, rate limit), for every worker."""
-    if live is not None:
-        live.to_env()  # before any worker starts: workers take the driver's environment
-    if model_factory is None:
-        warm_up()  # the worker server imports the engine while the specs are made
-    specs = make_specs(scenario, params, agent, trials=trials, seed=seed, profile=profile,
-                       agent_params=agent_params, profile_params=profile_params, budgets=budgets, faults=faults,
-                       reviewer=reviewer, model=model, base_url=base_url, latency=latency)
-    rid = run_id(specs)
-    out = Path(out) if out is not None else Path("results") / rid
-    manifest = {"run_id": rid, "command": "run", "argv": sys.argv[1:], "seed": seed, "concurrency": concurrency,
-                "trials": trials, "spec": specs[0].model_dump(mode="json"), "trial_ids": [s.id for s in specs]}
-    options = {"maker": JobMaker(model_factory)} if model_factory else {}
-    executor = "serial" if workers <= 1 or model_factory else "process"
-    options |= {"workers": workers} if executor == "process" else {}
-    summary = execute_specs(specs, out, manifest, len(specs), executor=executor, concurrency=concurrency,
-                            stagger_s=stagger_s, progress=progress, trial_timeout_s=trial_timeout_s, **options)
-    summary["spec"] = manifest["spec"]
-    return summary, out
+    with options_env(live):  # before any worker starts: workers take the driver's environment
+        if model_factory is None:
+            warm_up()  # the worker server imports the engine while the specs are made
+        specs = make_specs(scenario, params, agent, trials=trials, seed=seed, profile=profile,
+                           agent_params=agent_params, profile_params=profile_params, budgets=budgets, faults=faults,
+                           reviewer=reviewer, model=model, base_url=base_url, latency=latency)
+        rid = run_id(specs)
+        out = Path(out) if out is not None else Path("results") / rid
+        manifest = {"run_id": rid, "command": "run", "argv": sys.argv[1:], "seed": seed, "concurrency": concurrency,
+                    "trials": trials, "spec": specs[0].model_dump(mode="json"), "trial_ids": [s.id for s in specs]}
+        options = {"maker": JobMaker(model_factory)} if model_factory else {}
+        executor = "serial" if workers <= 1 or model_factory else "process"
+        options |= {"workers": workers} if executor == "process" else {}
+        summary = execute_specs(specs, out, manifest, len(specs), executor=executor, concurrency=concurrency,
+                                stagger_s=stagger_s, progress=progress, trial_timeout_s=trial_timeout_s, **options)
+        summary["spec"] = manifest["spec"]
+        return summary, out
 
 
 def nothing_written(out: Path) -> bool:
@@ -169,32 +168,31 @@ def run_sweep(path: str | Path, *, executor: str = "process", workers: int | Non
               live: LiveOptions | None = None) -> tuple[dict, Path]:
     """Expand a sweep file, run what is not yet done, and return (summary, results dir).
     `live` says how workers reach the real models a sweep's `models` names (live.py)."""
-    if live is not None:
-        live.to_env()  # before any worker starts: workers take the driver's environment
-    if executor in ("serial", "process"):
-        warm_up()  # the worker server imports the engine while the sweep is expanded
-    sweep = load_sweep(path)
-    cells, merged, total = plan(sweep, str(path))
-    if out is None:
-        out = sweep_dir(sweep.name, resume)
-    elif resume and nothing_written(Path(out)):
-        resume = False  # stopped before its first file: run it all
-    digests = [ref.model_dump(mode="json") for ref in cells]
-    profiles = [{"label": p.label, "base": p.base, "params": p.params} for p in sweep.resolved_profiles()]
-    if resume and (Path(out) / "manifest.json").exists():
-        prior = read_manifest(out)  # a damaged manifest is named, not a traceback
-        old = prior.get("sweep")
-        if old is not None and old != sweep.model_dump(mode="json"):
-            raise LookupError(f"{path} has changed since the sweep in {out} started; resuming would mix "
-                              "two sweeps (run it without --resume, or with another --out)")
-        _unchanged(prior.get("scenarios"), digests, out, _scenario_changed)
-        _unchanged(prior.get("profiles"), profiles, out, _profile_changed)
-    manifest = {"run_id": Path(out).name, "command": "sweep", "sweep_file": str(path),
-                "sweep": sweep.model_dump(mode="json"), "seed": sweep.seed, "trials": total,
-                "executor": executor, "scenarios": digests,
-                "profiles": profiles}
-    summary = execute_specs(iter_specs(sweep, cells, merged), Path(out), manifest, total, executor=executor,
-                            workers=workers, scheduler=scheduler, concurrency=sweep.concurrency,
-                            resume=resume, progress=progress, on_start=on_start,
-                            trial_timeout_s=trial_timeout_s)
-    return summary, Path(out)
+    with options_env(live):  # before any worker starts: workers take the driver's environment
+        if executor in ("serial", "process"):
+            warm_up()  # the worker server imports the engine while the sweep is expanded
+        sweep = load_sweep(path)
+        cells, merged, total = plan(sweep, str(path))
+        if out is None:
+            out = sweep_dir(sweep.name, resume)
+        elif resume and nothing_written(Path(out)):
+            resume = False  # stopped before its first file: run it all
+        digests = [ref.model_dump(mode="json") for ref in cells]
+        profiles = [{"label": p.label, "base": p.base, "params": p.params} for p in sweep.resolved_profiles()]
+        if resume and (Path(out) / "manifest.json").exists():
+            prior = read_manifest(out)  # a damaged manifest is named, not a traceback
+            old = prior.get("sweep")
+            if old is not None and old != sweep.model_dump(mode="json"):
+                raise LookupError(f"{path} has changed since the sweep in {out} started; resuming would mix "
+                                  "two sweeps (run it without --resume, or with another --out)")
+            _unchanged(prior.get("scenarios"), digests, out, _scenario_changed)
+            _unchanged(prior.get("profiles"), profiles, out, _profile_changed)
+        manifest = {"run_id": Path(out).name, "command": "sweep", "sweep_file": str(path),
+                    "sweep": sweep.model_dump(mode="json"), "seed": sweep.seed, "trials": total,
+                    "executor": executor, "scenarios": digests,
+                    "profiles": profiles}
+        summary = execute_specs(iter_specs(sweep, cells, merged), Path(out), manifest, total, executor=executor,
+                                workers=workers, scheduler=scheduler, concurrency=sweep.concurrency,
+                                resume=resume, progress=progress, on_start=on_start,
+                                trial_timeout_s=trial_timeout_s)
+        return summary, Path(out)
