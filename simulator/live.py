@@ -279,14 +279,24 @@ class LiveChatModel(ToolBindingModel):
         s.trace.emit("model_error", role=self.role, error="ProviderError", message=str(err), context_tokens=ctx)
         raise err from (None if err is e else e)
 
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
-        ctx, extra, request, key, entry = self._prepare(messages, stop, kwargs)
+    def _answered(self, messages, stop, run_manager, kwargs: dict) -> tuple:
+        """(the answer, if a cassette or the simulated model gives it; the call's preparation)."""
+        prep = self._prepare(messages, stop, kwargs)
+        ctx, extra, _, _, entry = prep
         if entry is not None:
-            return self._finish(entry["message"], float(entry["latency_s"]), True, ctx, extra)
+            return self._finish(entry["message"], float(entry["latency_s"]), True, ctx, extra), prep
         if self.options.replay and self.options.fallback == "simulated":
-            return self._simulated(messages, stop, run_manager, kwargs)
+            return self._simulated(messages, stop, run_manager, kwargs), prep
+        lim = limiter(self.ref, self.options.rpm)
+        if lim is not None:
+            lim.wait()
+        return None, prep
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        done, (ctx, extra, request, key, _) = self._answered(messages, stop, run_manager, kwargs)
+        if done is not None:
+            return done
         try:
-            self._throttle()
             t0 = time.perf_counter()
             msg = self._runnable(kwargs, stop).invoke(messages)
             return self._recorded(msg, time.perf_counter() - t0, request, key, ctx, extra)
@@ -294,23 +304,15 @@ class LiveChatModel(ToolBindingModel):
             self._fail(e, ctx)
 
     async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
-        ctx, extra, request, key, entry = self._prepare(messages, stop, kwargs)
-        if entry is not None:
-            return self._finish(entry["message"], float(entry["latency_s"]), True, ctx, extra)
-        if self.options.replay and self.options.fallback == "simulated":
-            return self._simulated(messages, stop, run_manager, kwargs)
+        done, (ctx, extra, request, key, _) = self._answered(messages, stop, run_manager, kwargs)
+        if done is not None:
+            return done
         try:
-            self._throttle()
             t0 = time.perf_counter()
             msg = await self._runnable(kwargs, stop).ainvoke(messages)
             return self._recorded(msg, time.perf_counter() - t0, request, key, ctx, extra)
         except Exception as e:
             self._fail(e, ctx)
-
-    def _throttle(self) -> None:
-        lim = limiter(self.ref, self.options.rpm)
-        if lim is not None:
-            lim.wait()
 
     def _recorded(self, msg, measured: float, request: dict, key: str, ctx: int, extra: float) -> ChatResult:
         if not isinstance(msg, AIMessage):
