@@ -40,11 +40,11 @@ def commands(guard, fail, err) -> dict:
         sc_name = name or re.sub(r"[^\w-]+", "_", output.name.split(".")[0]) or "imported"
         try:
             session = read_trace(trace_file, fmt, trace)
+            data, review, mapped = to_scenario(session, sc_name)
         except TraceError as e:
             fail(str(e))
         except UnicodeDecodeError:
             fail(f"{trace_file}: not UTF-8 text (a trace file is JSON)")
-        data, review, mapped = to_scenario(session, sc_name)
         text = dump_yaml(data, review)
         guard(lambda: atomic_write(output, text))
         try:

@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from .scenario import Scenario, Tool
-from .trace_read import Session
+from .trace_read import Session, TraceError
 from .world import apply_effect, resolve, run_golden
 
 INSERT_VERBS = {"create", "add", "insert", "issue", "book", "send", "open", "file", "submit", "post", "place",
@@ -340,10 +340,22 @@ def _find(obj: Any, value: Any) -> tuple | None:
 
 
 def to_scenario(session: Session, name: str) -> tuple[dict, list[str], dict]:
-    """(scenario data, what a person should review, the trace's new ids -> the scenario's)."""
+    """(scenario data, what a person should review, the trace's new ids -> the scenario's).
+    TraceError when the calls' values cannot make a scenario (a tool's arguments of another shape)."""
     b = Builder(session, name)
-    data, review = b.build()
+    try:
+        data, review = b.build()
+    except (AttributeError, TypeError, KeyError, ValueError) as e:
+        raise TraceError(f"{session.source}: the recorded calls cannot make a scenario ({type(e).__name__}: "
+                         f"{validation_text(e)})") from None
     return data, review, b.mapped
+
+
+def validation_text(e: Exception) -> str:
+    errors = getattr(e, "errors", None)
+    if callable(errors):  # pydantic: the field paths and messages, not the class's banner
+        return "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in errors())
+    return str(e)
 
 
 def differences(scenario, session: Session, mapped: dict | None = None) -> list[str]:

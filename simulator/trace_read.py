@@ -105,13 +105,20 @@ def read_trace(path: str | Path, fmt: str = "auto", trace: str | None = None) ->
         else:
             raise TraceError(f"{path}: neither OTLP JSON (resourceSpans) nor a LangSmith run export "
                              "(runs with run_type); say which with --format")
-    if fmt == "otlp":
-        s = _otlp(path, recs, trace)
-    elif fmt == "langsmith":
-        s = _langsmith(path, [x for r in recs for x in (r["runs"] if isinstance(r, dict) and "runs" in r else [r])],
-                       trace)
-    else:
+    if fmt not in ("otlp", "langsmith"):
         raise TraceError(f"unknown trace format {fmt!r}; use otlp, langsmith or auto")
+    try:
+        if fmt == "otlp":
+            s = _otlp(path, recs, trace)
+        else:
+            s = _langsmith(path, [x for r in recs for x in (r["runs"] if isinstance(r, dict) and "runs" in r
+                                                             and isinstance(r["runs"], list) else [r])], trace)
+    except (AttributeError, TypeError, KeyError, ValueError, IndexError) as e:
+        if isinstance(e, TraceError):
+            raise
+        # a field of another shape than the format's: say so, with where it broke
+        raise TraceError(f"{path}: not {'OTLP JSON' if fmt == 'otlp' else 'a LangSmith run export'} as this "
+                         f"reads it: a field has an unexpected shape ({type(e).__name__}: {e})") from None
     if not s.calls:
         raise TraceError(f"{path}: the trace holds no tool calls: nothing to build a golden path from")
     if not s.turns:
@@ -197,55 +204,11 @@ def _otlp(path: Path, recs: list, trace: str | None) -> Session:
     spans = _one_trace(path, spans, lambda sp: sp.get("traceId"), trace, s.notes)
     pending: dict[str, ToolCall] = {}  # tool calls seen in model output, by id, until a tool span or result
     for sp in spans:
-        a, t = _attrs(sp), int(sp.get("startTimeUnixNano", 0)) / 1e9
-        # older instrumentations leave out the operation: the span's name starts with it
-        op = a.get("gen_ai.operation.name") or str(sp.get("name", "")).split(" ")[0]
-        if op == "execute_tool":
-            name = a.get("gen_ai.tool.name") or str(sp.get("name", "")).removeprefix("execute_tool ").strip()
-            cid = a.get("gen_ai.tool.call.id")
-            args = maybe_json(a.get("gen_ai.tool.call.arguments"))
-            if cid not in pending:  # a tool span without the call's id: the oldest open call of that tool
-                cid = next((k for k, c in pending.items() if c.name == name), cid)
-            if not isinstance(args, dict):
-                args = pending[cid].args if cid in pending else {}
-            pending.pop(cid, None)
-            err = (sp.get("status") or {}).get("code") in (2, "STATUS_CODE_ERROR") or "error.type" in a
-            s.calls.append(ToolCall(name, args, maybe_json(a.get("gen_ai.tool.call.result")), cid, t, err))
-            if a.get("gen_ai.tool.description") and name not in s.tools:
-                s.tools[name] = {"description": a["gen_ai.tool.description"], "parameters": {}}
-        elif op in ("chat", "text_completion", "generate_content"):
-            s.model = s.model or a.get("gen_ai.request.model")
-            sys_parts = _otlp_messages(a.get("gen_ai.system_instructions"))
-            if sys_parts and s.system is None:
-                s.system = _text(sys_parts)
-            for d in _otlp_messages(a.get("gen_ai.tool.definitions")):
-                fn = d.get("function", d) if isinstance(d, dict) else {}
-                if fn.get("name"):
-                    s.tools[fn["name"]] = {"description": fn.get("description", ""),
-                                           "parameters": fn.get("parameters") or {}}
-            inputs = _otlp_messages(a.get("gen_ai.input.messages")) or _flattened(a, "gen_ai.prompt")
-            users = [_text(m.get("parts", [])) for m in inputs if isinstance(m, dict) and m.get("role") == "user"]
-            if s.system is None:
-                s.system = next((_text(m.get("parts", [])) for m in inputs
-                                 if isinstance(m, dict) and m.get("role") == "system"), None)
-            for u in users[len(s.turns):]:
-                s.turns.append(u)
-                s.turn_starts.append(t)
-            for m in inputs:  # results the model was given, for calls that had no tool span
-                for p in m.get("parts", []) if isinstance(m, dict) else []:
-                    if isinstance(p, dict) and p.get("type") == "tool_call_response" and p.get("id") in pending:
-                        c = pending.pop(p["id"])
-                        c.result = maybe_json(p.get("response"))
-                        s.calls.append(c)
-            for m in _otlp_messages(a.get("gen_ai.output.messages")) or _flattened(a, "gen_ai.completion"):
-                parts = m.get("parts", []) if isinstance(m, dict) else []
-                for p in parts:
-                    if isinstance(p, dict) and p.get("type") == "tool_call":
-                        args = maybe_json(p.get("arguments"))
-                        pending[p.get("id")] = ToolCall(p.get("name", ""), args if isinstance(args, dict) else {},
-                                                        None, p.get("id"), t)
-                if _text(parts):
-                    s.answers[max(len(s.turns) - 1, 0)] = _text(parts)
+        try:
+            _otlp_span(s, sp, pending)
+        except (AttributeError, TypeError, KeyError, ValueError, IndexError) as e:
+            s.notes.append(f"span {sp.get('spanId', '?') if isinstance(sp, dict) else '?'} left out: a field "
+                           f"has an unexpected shape ({type(e).__name__}: {e})")
     s.calls.sort(key=lambda c: c.start)
     return s
 
@@ -306,36 +269,98 @@ def _langsmith(path: Path, runs: list, trace: str | None) -> Session:
     s = Session(str(path), "langsmith")
     runs = _one_trace(path, runs, lambda r: r.get("trace_id") or r.get("id"), trace, s.notes)
     for r in runs:
-        t, kind = _when(r.get("start_time")), r["run_type"]
-        if kind == "tool":
-            inputs = r.get("inputs") or {}
-            args = maybe_json(inputs.get("input")) if set(inputs) == {"input"} else inputs
-            out = _tool_output(r.get("outputs"))
-            cid = (r.get("extra") or {}).get("metadata", {}).get("tool_call_id")
-            s.calls.append(ToolCall(r.get("name", ""), args if isinstance(args, dict) else {"input": args}, out,
-                                    cid, t, bool(r.get("error"))))
-        elif kind in ("llm", "chat"):
-            extra = (r.get("extra") or {}).get("invocation_params") or {}
-            s.model = s.model or extra.get("model") or extra.get("model_name")
-            for d in extra.get("tools") or []:
-                fn = d.get("function", d) if isinstance(d, dict) else {}
-                if fn.get("name"):
-                    s.tools[fn["name"]] = {"description": fn.get("description", ""),
-                                           "parameters": fn.get("parameters") or {}}
-            msgs = (r.get("inputs") or {}).get("messages") or []
-            if msgs and isinstance(msgs[0], list):  # one list per prompt in the batch
-                msgs = msgs[0]
-            msgs = [_lc_message(m) for m in msgs]
-            if s.system is None:
-                s.system = next((_content(m["content"]) for m in msgs if m["role"] == "system"), None)
-            users = [_content(m["content"]) for m in msgs if m["role"] == "user"]
-            for u in users[len(s.turns):]:
-                s.turns.append(u)
-                s.turn_starts.append(t)
-            gens = (r.get("outputs") or {}).get("generations") or []
-            gen = gens[0][0] if gens and isinstance(gens[0], list) and gens[0] else (gens[0] if gens else {})
-            msg = _lc_message(gen.get("message")) if isinstance(gen, dict) and gen.get("message") else {}
-            text = _content(msg.get("content")) if msg else _content(gen.get("text") if isinstance(gen, dict) else "")
-            if text and not (msg.get("tool_calls") if msg else None):
-                s.answers[max(len(s.turns) - 1, 0)] = text
+        try:
+            _langsmith_run(s, r)
+        except (AttributeError, TypeError, KeyError, ValueError, IndexError) as e:
+            s.notes.append(f"run {r.get('id', '?')} ({r.get('name', '?')}) left out: a field has an "
+                           f"unexpected shape ({type(e).__name__}: {e})")
     return s
+
+
+def _otlp_span(s: Session, sp: dict, pending: dict) -> None:
+    """One span into the session: a tool execution, or a model call's messages."""
+    a, t = _attrs(sp), int(sp.get("startTimeUnixNano", 0)) / 1e9
+    # older instrumentations leave out the operation: the span's name starts with it
+    op = a.get("gen_ai.operation.name") or str(sp.get("name", "")).split(" ")[0]
+    if op == "execute_tool":
+        name = a.get("gen_ai.tool.name") or str(sp.get("name", "")).removeprefix("execute_tool ").strip()
+        cid = a.get("gen_ai.tool.call.id")
+        args = maybe_json(a.get("gen_ai.tool.call.arguments"))
+        if cid not in pending:  # a tool span without the call's id: the oldest open call of that tool
+            cid = next((k for k, c in pending.items() if c.name == name), cid)
+        if not isinstance(args, dict):
+            args = pending[cid].args if cid in pending else {}
+        pending.pop(cid, None)
+        err = (sp.get("status") or {}).get("code") in (2, "STATUS_CODE_ERROR") or "error.type" in a
+        s.calls.append(ToolCall(name, args, maybe_json(a.get("gen_ai.tool.call.result")), cid, t, err))
+        if a.get("gen_ai.tool.description") and name not in s.tools:
+            s.tools[name] = {"description": a["gen_ai.tool.description"], "parameters": {}}
+    elif op in ("chat", "text_completion", "generate_content"):
+        s.model = s.model or a.get("gen_ai.request.model")
+        sys_parts = _otlp_messages(a.get("gen_ai.system_instructions"))
+        if sys_parts and s.system is None:
+            s.system = _text(sys_parts)
+        for d in _otlp_messages(a.get("gen_ai.tool.definitions")):
+            fn = d.get("function", d) if isinstance(d, dict) else {}
+            if fn.get("name"):
+                s.tools[fn["name"]] = {"description": fn.get("description", ""),
+                                       "parameters": fn.get("parameters") or {}}
+        inputs = _otlp_messages(a.get("gen_ai.input.messages")) or _flattened(a, "gen_ai.prompt")
+        users = [_text(m.get("parts", [])) for m in inputs if isinstance(m, dict) and m.get("role") == "user"]
+        if s.system is None:
+            s.system = next((_text(m.get("parts", [])) for m in inputs
+                             if isinstance(m, dict) and m.get("role") == "system"), None)
+        for u in users[len(s.turns):]:
+            s.turns.append(u)
+            s.turn_starts.append(t)
+        for m in inputs:  # results the model was given, for calls that had no tool span
+            for p in m.get("parts", []) if isinstance(m, dict) else []:
+                if isinstance(p, dict) and p.get("type") == "tool_call_response" and p.get("id") in pending:
+                    c = pending.pop(p["id"])
+                    c.result = maybe_json(p.get("response"))
+                    s.calls.append(c)
+        for m in _otlp_messages(a.get("gen_ai.output.messages")) or _flattened(a, "gen_ai.completion"):
+            parts = m.get("parts", []) if isinstance(m, dict) else []
+            for p in parts:
+                if isinstance(p, dict) and p.get("type") == "tool_call":
+                    args = maybe_json(p.get("arguments"))
+                    pending[p.get("id")] = ToolCall(p.get("name", ""), args if isinstance(args, dict) else {},
+                                                    None, p.get("id"), t)
+            if _text(parts):
+                s.answers[max(len(s.turns) - 1, 0)] = _text(parts)
+
+
+def _langsmith_run(s: Session, r: dict) -> None:
+    """One run into the session: a tool run, or a model run's messages."""
+    t, kind = _when(r.get("start_time")), r["run_type"]
+    if kind == "tool":
+        inputs = r.get("inputs") or {}
+        args = maybe_json(inputs.get("input")) if set(inputs) == {"input"} else inputs
+        out = _tool_output(r.get("outputs"))
+        cid = (r.get("extra") or {}).get("metadata", {}).get("tool_call_id")
+        s.calls.append(ToolCall(r.get("name", ""), args if isinstance(args, dict) else {"input": args}, out,
+                                cid, t, bool(r.get("error"))))
+    elif kind in ("llm", "chat"):
+        extra = (r.get("extra") or {}).get("invocation_params") or {}
+        s.model = s.model or extra.get("model") or extra.get("model_name")
+        for d in extra.get("tools") or []:
+            fn = d.get("function", d) if isinstance(d, dict) else {}
+            if fn.get("name"):
+                s.tools[fn["name"]] = {"description": fn.get("description", ""),
+                                       "parameters": fn.get("parameters") or {}}
+        msgs = (r.get("inputs") or {}).get("messages") or []
+        if msgs and isinstance(msgs[0], list):  # one list per prompt in the batch
+            msgs = msgs[0]
+        msgs = [_lc_message(m) for m in msgs]
+        if s.system is None:
+            s.system = next((_content(m["content"]) for m in msgs if m["role"] == "system"), None)
+        users = [_content(m["content"]) for m in msgs if m["role"] == "user"]
+        for u in users[len(s.turns):]:
+            s.turns.append(u)
+            s.turn_starts.append(t)
+        gens = (r.get("outputs") or {}).get("generations") or []
+        gen = gens[0][0] if gens and isinstance(gens[0], list) and gens[0] else (gens[0] if gens else {})
+        msg = _lc_message(gen.get("message")) if isinstance(gen, dict) and gen.get("message") else {}
+        text = _content(msg.get("content")) if msg else _content(gen.get("text") if isinstance(gen, dict) else "")
+        if text and not (msg.get("tool_calls") if msg else None):
+            s.answers[max(len(s.turns) - 1, 0)] = text

@@ -191,3 +191,18 @@ def test_an_older_instrumentation_with_camel_case_tools_and_text_results(tmp_pat
     assert [c.path for c in sc.success.state] == ["bookings.BK-77.flight"]
     assert sc.world["bookings"]["BK-77"]["flight"] == "TP-100"  # before the change
     assert any("no schema" in r for r in review) and any("changeBooking: returned str" in r for r in review)
+
+
+def test_a_span_of_another_shape_is_left_out_with_a_note_and_a_broken_file_is_named(tmp_path):
+    doc = json.loads((TRACES / "refund.otlp.json").read_text())
+    spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans.append({**spans[-1], "spanId": "f" * 16, "attributes": 7})
+    f = tmp_path / "odd.json"
+    f.write_text(json.dumps(doc))
+    s, sc, review, mapped = imported(f)
+    assert any(r.startswith(f"span {'f' * 16} left out") for r in review)
+    assert differences(sc, s, mapped) == []
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"] = [{**sp, "traceId": ["x"]} for sp in spans]
+    f.write_text(json.dumps(doc))
+    with pytest.raises(TraceError, match=r"odd.json: not OTLP JSON as this reads it: a field has an unexpected shape"):
+        read_trace(f)
