@@ -20,7 +20,7 @@ import asyncio
 import functools
 from types import CodeType, FunctionType
 
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, convert_to_messages
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
@@ -111,15 +111,25 @@ def _async_only(obj) -> bool:
     return getattr(obj, "func", None) is None and getattr(obj, "afunc", None) is not None
 
 
-def messages_in(value) -> list:
-    """The messages in one node's update: a state dict, a message, or a list of either."""
+def messages_in(value, listed: bool = False) -> list:
+    """The messages in one node's update: a state dict, a message, or a list of either. In a
+    list of messages, what add_messages takes for one is one too: ("ai", "text"), or
+    {"role": ..., "content": ...}."""
     if isinstance(value, BaseMessage):
         return [value]
+    if listed and _message_like(value):
+        return convert_to_messages([value])
     if isinstance(value, dict):
-        return messages_in(value.get("messages", ()))
+        return messages_in(value.get("messages", ()), listed=True)
     if isinstance(value, (list, tuple)):
-        return [m for v in value for m in messages_in(v)]
+        return [m for v in value for m in messages_in(v, listed)]
     return []
+
+
+def _message_like(v) -> bool:
+    if isinstance(v, tuple):
+        return len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], (str, list))
+    return isinstance(v, dict) and "content" in v and ("role" in v or "type" in v)
 
 
 class UnsupportedGraph(Exception):

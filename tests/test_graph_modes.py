@@ -549,3 +549,12 @@ def test_a_graph_without_a_message_channel_is_unsupported_not_a_failure(factory,
     assert (rec.outcome, rec.failure_mode) == ("error", None)
     assert rec.error.startswith("UnsupportedGraph: ") and says in rec.error, rec.error
     assert not [e for e in ev if e["event"] == "model_call"]  # refused before anything ran
+
+
+def test_a_node_may_return_messages_in_any_form_add_messages_takes():
+    from simulator.driver import messages_in
+    got = messages_in({"messages": [("ai", "one"), {"role": "assistant", "content": "two"}, ("user", "three")]})
+    assert [(m.type, m.content) for m in got] == [("ai", "one"), ("ai", "two"), ("human", "three")]
+    assert [m.content for m in messages_in({"messages": ("ai", "alone")})] == ["alone"]
+    # a node's own state is not a message, whatever its keys
+    assert messages_in({"type": "report", "content": "x"}) == []

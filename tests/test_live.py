@@ -247,3 +247,16 @@ def test_graphs_written_in_other_styles_run_on_a_real_client(style, server):
                    base_url=server.url)
     assert r.outcome == "success", r.error
     assert r.model_calls == len(server.script.requests) > 0
+
+
+def test_structured_output_reaches_the_provider_in_its_own_form(server):
+    (r, ev), = run("support_refund", f"{FIXTURES}/live_structured.py:build", model="openai:gpt-test",
+                   base_url=server.url)
+    assert r.error is None and r.outcome == "failure"  # it answers, but does none of the work
+    first, second = (q["body"] for q in server.script.requests[:2])
+    assert first["response_format"]["type"] == "json_schema"
+    assert first["response_format"]["json_schema"]["name"] == "Verdict"
+    assert set(first["response_format"]["json_schema"]["schema"]["properties"]) == {"approve", "reason"}
+    assert second["tool_choice"] == "required" and [t["function"]["name"] for t in second["tools"]] == ["Verdict"]
+    answers = [e["answer"] for e in ev if e["event"] == "turn_end"]
+    assert answers[0] == "json True ok; tool True ok"
