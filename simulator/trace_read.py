@@ -77,6 +77,8 @@ def maybe_json(v: Any) -> Any:
 
 def _records(path: Path) -> list:
     text = path.read_text()
+    if not text.strip():
+        raise TraceError(f"{path}: the file is empty")
     try:
         data = json.loads(text)
         return data if isinstance(data, list) else [data]
