@@ -108,6 +108,11 @@ class Builder:
         if name in self.tools:
             return self.tools[name]
         calls = [c for c in self.s.calls if c.name == name]
+        for c in calls:  # a result that says it failed is a failed call, whatever the span said
+            if not c.error and isinstance(c.result, dict) and "error" in c.result and len(c.result) <= 3:
+                c.error = True
+                self.note(f"call {name}({json.dumps(c.args, default=str)[:80]}) answered an error: "
+                          "left out of the world and the golden path")
         spec = self.s.tools.get(name) or {}
         props = (spec.get("parameters") or {}).get("properties") or {}
         if not spec:
@@ -246,7 +251,8 @@ class Builder:
             if c.error:
                 self.note(f"call {c.name} failed in the trace; it is left out of the golden path")
                 continue
-            base = re.sub(r"[^\w-]", "_", _words(c.name)[-1]) if len(_words(c.name)) > 1 else c.name
+            base = re.sub(r"[^\w-]", "_", _words(c.name)[-1] if len(_words(c.name)) > 1 else c.name)
+            base = base if re.match(r"[A-Za-z_]", base) else f"s_{base}"  # a step id starts with a letter
             sid = base if base not in ids else f"{base}_{ids[base] + 1}"
             ids[base] = ids.get(base, 0) + 1
             args = {a: self.reference(self.mapped.get(_hashable(v), v), outputs) for a, v in c.args.items()}
@@ -263,7 +269,8 @@ class Builder:
             said = self.s.answers.get(k, "")
             for old, new in self.mapped.items():
                 said = said.replace(str(old), str(new))
-            must = self.answer_checks(said, [st["id"] for st in steps if st["_turn"] == k], outputs)
+            must = self.answer_checks(said, [st["id"] for st in steps if st["_turn"] == k], outputs,
+                                      " ".join(self.s.turns[:k + 1]))
             if must:
                 t["answer_must_contain"] = must
             turns.append(t)
@@ -297,16 +304,16 @@ class Builder:
                 return "{" + ".".join([sid, *map(str, path)]) + "}"
         return value
 
-    def answer_checks(self, answer: str, step_ids: list[str], outputs: dict) -> list[str]:
+    def answer_checks(self, answer: str, step_ids: list[str], outputs: dict, told: str = "") -> list[str]:
         """References to what this turn's results established and the final answer quoted: per
-        step, the first value no earlier result held (ids first)."""
+        step, the first value no earlier result held and the user did not say (ids first)."""
         out = []
         order = list(outputs)
         for sid in step_ids:
             res = outputs.get(sid)
             before = {str(v) for s in order[:order.index(sid)] for _, v in _leaves(outputs[s])} if sid in order else set()
             flat = [(p, v) for p, v in _leaves(res) if isinstance(v, (str, int, float)) and not isinstance(v, bool)
-                    and len(str(v)) >= 3 and str(v) not in before]
+                    and len(str(v)) >= 3 and str(v) not in before and str(v) not in told]
             flat.sort(key=lambda pv: not str(pv[0][-1]).endswith("id"))
             for path, v in flat:
                 if str(v) in answer:

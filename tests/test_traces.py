@@ -206,3 +206,24 @@ def test_a_span_of_another_shape_is_left_out_with_a_note_and_a_broken_file_is_na
     f.write_text(json.dumps(doc))
     with pytest.raises(TraceError, match=r"odd.json: not OTLP JSON as this reads it: a field has an unexpected shape"):
         read_trace(f)
+
+
+def test_failed_calls_stay_out_of_the_golden_path(tmp_path):
+    """A LangSmith export as JSON lines: a run marked with an error, and a result that says
+    it failed, are left out; the call that worked after them is kept."""
+    def run(i, kind, name, inputs, outputs, error=None):
+        return {"id": f"r{i}", "trace_id": "t1", "name": name, "run_type": kind, "start_time": f"2026-12-04T09:00:0{i}",
+                "inputs": inputs, "outputs": outputs, "error": error}
+    human = {"type": "human", "data": {"content": "What is the status of ticket T-42?"}}
+    lines = [run(1, "llm", "ChatOpenAI", {"messages": [[human]]}, {"generations": [[{"text": ""}]]}),
+             run(2, "tool", "get_ticket", {"ticket_id": "T-42"}, None, error="TimeoutError: upstream"),
+             run(3, "tool", "get_ticket", {"ticket_id": "T-42"}, {"output": {"error": "busy", "message": "retry"}}),
+             run(4, "tool", "get_ticket", {"ticket_id": "T-42"}, {"output": '{"ticket_id": "T-42", "status": "open"}'}),
+             run(5, "llm", "ChatOpenAI", {"messages": [[human]]}, {"generations": [[{"text": "T-42 is open."}]]})]
+    f = tmp_path / "runs.jsonl"
+    f.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    s, sc, review, mapped = imported(f)
+    assert [st.tool for st in sc.golden_path] == ["get_ticket"] and sc.world["tickets"]["T-42"]["status"] == "open"
+    assert differences(sc, s, mapped) == [] and sc.turns[0].user == "What is the status of ticket T-42?"
+    assert sum("left out" in r for r in review) == 2
+    assert sc.turns[0].answer_must_contain == ["{ticket.status}"]
