@@ -29,6 +29,7 @@ from .cli_nightly import commands as nightly_commands
 from .cli_traces import commands as trace_commands
 from .cli_run import MAX_WORKERS, check_live, command as run_command, live_options
 from .executors import default_workers
+from .live import LiveOptions
 from .scenario import ScenarioError, json_schema
 from .scenario_refs import resolve_scenario
 from .spec import MAX_SEED
@@ -122,6 +123,10 @@ def sweep(
     """Run a sweep: every cell of the grid, on one core, all cores or a Dask cluster."""
     opts = check_live(_fail, None, record, replay, replay_fallback, rpm, request_timeout, max_retries,
                       in_flight, workers or default_workers(), needs_model=False)
+    if executor == "dask" and opts != LiveOptions():
+        # Dask workers do not take this process's environment, where the options travel
+        _fail("the real-model options (--record, --replay, --rpm, --in-flight, --request-timeout, --max-retries) "
+              "work with --executor process or serial, not dask")
     if executor not in names("executor"):
         _fail(f"unknown executor {executor!r}; choose from {', '.join(names('executor'))}")
     if scheduler and executor != "dask":

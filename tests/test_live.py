@@ -260,3 +260,13 @@ def test_structured_output_reaches_the_provider_in_its_own_form(server):
     assert second["tool_choice"] == "required" and [t["function"]["name"] for t in second["tools"]] == ["Verdict"]
     answers = [e["answer"] for e in ev if e["event"] == "turn_end"]
     assert answers[0] == "json True ok; tool True ok"
+
+
+def test_real_model_options_are_refused_where_they_cannot_reach_the_workers(tmp_path):
+    from typer.testing import CliRunner
+    from simulator.cli import app
+    r = CliRunner().invoke(app, ["sweep", str(ROOT / "scenarios/sweeps/quickstart.yaml"), "--executor", "dask",
+                                 "--rpm", "60", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "not dask" in r.output and not (tmp_path / "o").exists()
+    r = CliRunner().invoke(app, ["run", "support_refund", "--record", str(tmp_path / "tape")])
+    assert r.exit_code == 2 and "need --model" in r.output
