@@ -270,3 +270,14 @@ def test_real_model_options_are_refused_where_they_cannot_reach_the_workers(tmp_
     assert r.exit_code == 2 and "not dask" in r.output and not (tmp_path / "o").exists()
     r = CliRunner().invoke(app, ["run", "support_refund", "--record", str(tmp_path / "tape")])
     assert r.exit_code == 2 and "need --model" in r.output
+
+
+def test_with_the_profile_latency_model_virtual_time_does_not_depend_on_the_provider(server):
+    slow = Server("support_refund", trouble={i: "slow" for i in range(1, 40)}, slow_s=0.05)
+    try:
+        (a, _), = run("support_refund", "react", model="openai:gpt-test", base_url=server.url, latency="profile")
+        (b, _), = run("support_refund", "react", model="openai:gpt-test", base_url=slow.url, latency="profile")
+    finally:
+        slow.stop()
+    assert a.outcome == b.outcome == "success"
+    assert a.sim_time_s == b.sim_time_s  # (two servers: two base URLs, so two trial ids)
