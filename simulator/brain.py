@@ -23,7 +23,6 @@ from .calls import (answer, args_for, blocked, error_weights, fact_of, forgotten
 from .oracle import ANN, GOOD_MODES, Belief, HistoryReader
 from .logodds import bend, logit, sigmoid
 from .profiles import ROOT_MODES
-from .rng import lognormal
 from .structured import Fill, fill
 from .tokens import count_text
 from .transcript import write_facts, write_task
@@ -339,9 +338,7 @@ class Brain:
         return route_score(self.s.oracle, self.agents, remaining)
 
     def _latency(self, ctx: int, out_tokens: int) -> float:
-        p = self.s.profile
-        return (lognormal(self.rng, p.latency.first_token_median_s, p.latency.first_token_p95_s)
-                + out_tokens * p.latency.per_output_token_s + ctx / 1000 * p.latency.per_1k_input_tokens_s)
+        return self.s.profile.latency.draw(self.rng, ctx, out_tokens)
 
     def _message(self, content, call, ann, ctx, out_tokens, conf) -> AIMessage:
         s, p = self.s, self.s.profile

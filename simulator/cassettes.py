@@ -76,18 +76,13 @@ def request_key(request: dict, replicate: int, occurrence: int) -> str:
     return digest({"v": CASSETTE_VERSION, "request": request, "replicate": replicate, "n": occurrence}, 32)
 
 
-class CassetteMiss(LookupError):
-    """A replay was asked for a request no cassette holds."""
-
-
 class Cassette:
-    """A directory of recorded requests: `record` writes them, `replay` serves them."""
+    """A directory of recorded requests: a recording run writes them, a replay serves them
+    (and adds the ones it had to call for)."""
 
-    def __init__(self, root: str | Path, mode: str):
-        if mode not in ("record", "replay"):
-            raise ValueError(f"cassette mode is record or replay, not {mode!r}")
-        self.root, self.mode = Path(root), mode
-        if mode == "replay" and not self.root.is_dir():
+    def __init__(self, root: str | Path, must_exist: bool = False):
+        self.root = Path(root)
+        if must_exist and not self.root.is_dir():
             raise FileNotFoundError(f"--replay {self.root}: no such cassette directory")
 
     def path(self, key: str) -> Path:

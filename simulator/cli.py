@@ -22,7 +22,7 @@ from .runs import nothing_written, run_sweep, sweep_dir
 from .report import graphs as graph_files
 from .report import terminal
 from .report.progress import progress
-from .cli_args import MAX_BOOTSTRAP, path as _path, timeout_ok as _timeout_ok
+from .cli_args import MAX_BOOTSTRAP, path as _path, trial_timeout_option
 from .cli_architect import commands as architect_commands
 from .cli_calibrate import command as calibrate_command
 from .cli_nightly import commands as nightly_commands
@@ -111,9 +111,7 @@ def sweep(
     resume: bool = typer.Option(False, "--resume", help="finish an interrupted sweep (the newest for this "
                                 "sweep file, or --out DIR) without repeating or losing trials"),
     out_dir: Optional[Path] = typer.Option(None, "--out", parser=_path, help="results directory (default results/<name>-<time>)"),
-    trial_timeout: float = typer.Option(600.0, "--trial-timeout", callback=_timeout_ok, help="wall-clock "
-                                        "seconds one trial may take before its worker is stopped and it is recorded "
-                                        "as an error: 1 to 604800 (7 days), or 0 for no limit"),
+    trial_timeout: float = trial_timeout_option(),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: summary and analysis"),
     record: Optional[Path] = _LIVE["record"], replay: Optional[Path] = _LIVE["replay"],
     replay_fallback: str = _LIVE["fallback"], rpm: Optional[float] = _LIVE["rpm"],

@@ -31,6 +31,13 @@ def params(items: list[str] | None, option: str) -> dict:
         raise ValueError(f"{option}: {e}") from None
 
 
+def trial_timeout_option():
+    """`--trial-timeout`, as `run` and `sweep` take it."""
+    return typer.Option(600.0, "--trial-timeout", callback=timeout_ok, help="wall-clock seconds one trial may "
+                        "take before its worker is stopped and it is recorded as an error: 1 to 604800 (7 days), "
+                        "or 0 for no limit")
+
+
 def timeout_ok(value: float) -> float:
     if value != 0:
         try:

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from .cli_args import params as _params, path as _path, timeout_ok as _timeout_ok
+from .cli_args import params as _params, path as _path, trial_timeout_option
 from .files import check_writable
 from .live import LiveOptions
 from .report import terminal
@@ -116,9 +116,7 @@ def command(_guard, _fail, err, _style, _show):
                                                "interrupts: approve (default), reject, none (nobody answers), or "
                                                "key=value,... e.g. reject_rate=0.1,catches_errors=0.9,median_s=120"),
         out_dir: Optional[Path] = typer.Option(None, "--out", parser=_path, help="results directory (default results/<run-id>)"),
-        trial_timeout: float = typer.Option(600.0, "--trial-timeout", callback=_timeout_ok, help="wall-clock "
-                                            "seconds one trial may take before its worker is stopped and it is recorded "
-                                            "as an error: 1 to 604800 (7 days), or 0 for no limit"),
+        trial_timeout: float = trial_timeout_option(),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of a table"),
         model: Optional[str] = typer.Option(None, "--model", "-m", help="a provider's model instead of the "
                                             "simulated one: PROVIDER:NAME (every role) or ROLE=PROVIDER:NAME,... "

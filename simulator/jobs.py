@@ -46,7 +46,7 @@ def validate_budgets(budgets: dict) -> None:
 def make_specs(scenario: str, params: dict | None, agent: str, *, trials: int, seed: int,
                profile: str = "strong", agent_params: dict | None = None,
                profile_params: dict | None = None, budgets: dict | None = None,
-               faults: list | None = None, reviewer: str | dict | None = None, model: str | dict | None = None,
+               faults: list | None = None, reviewer: str | dict | None = None, model: str | None = None,
                base_url: str | None = None, latency: str = "measured") -> list[TrialSpec]:
     """Specs for `trials` replicates. Faults come from the scenario file, then `faults`
     (dicts or `NAME:key=value,...` strings); bad ones raise FaultConfigError. `reviewer`

@@ -33,8 +33,8 @@ from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from .cassettes import Cassette, request_key, request_of
-from .model import ToolBindingModel
-from .rng import lognormal
+from .brain import Brain
+from .model import SimulatedChatModel, ToolBindingModel
 from .tokens import count_text
 
 ENV = "ATTRITION_LIVE"
@@ -62,16 +62,12 @@ def check_ref(ref: str, where: str = "--model") -> str:
     return ref
 
 
-def parse_models(text: str | dict, where: str = "--model") -> dict[str, str]:
+def parse_models(text: str, where: str = "--model") -> dict[str, str]:
     """`openai:gpt-4o` (every role) or `agent=openai:gpt-4o,verifier=ollama:llama3.1` -> role -> ref
     ("*" for every role not named)."""
-    if isinstance(text, dict):
-        items = [(str(k), str(v)) for k, v in text.items()]
-    else:
-        items = []
-        for part in (p.strip() for p in str(text).split(",")):
-            if not part:
-                continue
+    items = []
+    for part in (p.strip() for p in str(text).split(",")):
+        if part:
             role, eq, ref = part.partition("=")
             items.append((role.strip(), ref.strip()) if eq and ":" not in role else ("*", part))
     if not items:
@@ -86,14 +82,12 @@ def parse_models(text: str | dict, where: str = "--model") -> dict[str, str]:
     return out
 
 
-def model_spec(models: str | dict | None, base_url: str | None = None, latency: str = "measured") -> dict | None:
+def model_spec(models: str | None, base_url: str | None = None, latency: str = "measured") -> dict | None:
     """The `model` field of a TrialSpec: which roles a real model plays, and where it is served."""
-    if models is None or models == "" or models == {}:
+    if not models:
         if base_url:
             raise ValueError("--base-url needs --model PROVIDER:NAME")
         return None
-    if isinstance(models, dict) and "roles" in models:  # already a spec (a sweep cell, a manifest)
-        base_url, latency, models = models.get("base_url"), models.get("latency", "measured"), models["roles"]
     if latency not in LATENCY_MODES:
         raise ValueError(f"--latency: {latency!r} is not one of {', '.join(LATENCY_MODES)}")
     if base_url is not None and not re.match(r"^https?://[^\s/]+", str(base_url)):
@@ -342,15 +336,11 @@ class LiveChatModel(ToolBindingModel):
     def _modelled(self, tin: int, tout: int) -> float:
         """The profile's latency model, on the trial's own stream: virtual time that does not
         depend on how busy the provider was."""
-        lat = self.session.profile.latency
         rng = self.session.stream("live-latency", self.role, self.session.model_calls)
-        return lognormal(rng, lat.first_token_median_s, lat.first_token_p95_s) + tout * lat.per_output_token_s \
-            + tin / 1000 * lat.per_1k_input_tokens_s
+        return self.session.profile.latency.draw(rng, tin, tout)
 
     def _simulated(self, messages, stop, run_manager, kwargs: dict) -> ChatResult:
         if self.fallback_model is None:
-            from .brain import Brain
-            from .model import SimulatedChatModel
             self.fallback_model = SimulatedChatModel(brain=Brain(self.session, self.role))
         return self.fallback_model._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
 
@@ -359,11 +349,9 @@ def factory(session, spec: dict, options: LiveOptions | None = None):
     """role -> a LiveChatModel for the roles `spec` names (None: the simulated model plays it)."""
     options = options or LiveOptions.from_env()
     roles = spec["roles"]
-    cassette, seen = None, {}  # one count of identical requests per trial, across its roles
-    if options.replay:
-        cassette = Cassette(options.replay, "replay")
-    elif options.record:
-        cassette = Cassette(options.record, "record")
+    seen: dict = {}  # one count of identical requests per trial, across its roles
+    where = options.replay or options.record
+    cassette = Cassette(where, must_exist=bool(options.replay)) if where else None
 
     def make(role: str):
         ref = roles.get(role, roles.get("*"))

@@ -35,6 +35,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .registry import UnknownName, lookup, register
+from .rng import lognormal
 from .spec import MAX_VIRTUAL_S, VIRTUAL_S
 
 ERROR_MODES = ("wrong_tool", "fabricated_arg", "stale_arg", "skipped_step",
@@ -60,6 +61,11 @@ class ModelLatency(BaseModel):
     # a token a minute is a stalled model, not a slow one
     per_output_token_s: float = Field(0.012, ge=0, le=60, description="0 to 60 s")
     per_1k_input_tokens_s: float = Field(0.02, ge=0, le=60, description="0 to 60 s")
+
+    def draw(self, rng, input_tokens: int, output_tokens: int) -> float:
+        """One call's latency: a heavy-tailed time to first token, then time per token."""
+        return (lognormal(rng, self.first_token_median_s, self.first_token_p95_s)
+                + output_tokens * self.per_output_token_s + input_tokens / 1000 * self.per_1k_input_tokens_s)
 
 
 # A thousand dollars per million tokens is far past any list price: above it, a price is a typo.

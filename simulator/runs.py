@@ -89,7 +89,7 @@ def run_cell(scenario: str, params: dict | None, agent: str, *, trials: int, see
              faults: list | None = None, concurrency: int = 1, stagger_s: float = 0.0, out: Path | None = None,
              progress: Progress | None = None, model_factory: Callable | None = None,
              trial_timeout_s: float | None = DEFAULT_TRIAL_TIMEOUT_S,
-             reviewer: str | dict | None = None, model: str | dict | None = None, base_url: str | None = None,
+             reviewer: str | dict | None = None, model: str | None = None, base_url: str | None = None,
              latency: str = "measured", workers: int = 1, live: LiveOptions | None = None) -> tuple[dict, Path]:
     """`attrition run`: `trials` replicates of one cell, one after another in one worker
     process, or in `workers` at once (in this process with a `model_factory`, which cannot be

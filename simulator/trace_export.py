@@ -61,6 +61,7 @@ class _Trial:
         self.spans: list[dict] = []
         self.users: list[dict] = []  # the user's messages so far, as GenAI input messages
         self.last_chat: dict | None = None
+        self.events: list[dict] = []  # the root span's events: faults, errors, budgets
 
     def ns(self, t: float) -> str:
         return str(self.base + int(round(t * 1e9)))
@@ -113,7 +114,6 @@ class _Trial:
                                                       if k not in ("v", "trial", "seq", "t", "event", "traceback")})})
 
     def build(self, events: list[dict]) -> list[dict]:
-        self.events: list[dict] = []
         for e in events:
             self.event(e)
         r = self.r

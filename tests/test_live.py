@@ -74,9 +74,13 @@ def test_tool_faults_and_the_judge_are_unchanged(server):
     (r, ev), = run("support_refund", "react", model="openai:gpt-test", base_url=server.url,
                    faults=["silent_wrong:rate=1,target=get_item"])
     # the scripted model ignores what the tool said: the refund is right by luck of the script,
-    # but the fault fired on the real model's call and the record shows it
+    # the judge reads the world and says so, and the fault that fired is on the record
     assert any(e["event"] == "fault" and e["name"] == "silent_wrong" for e in ev)
-    assert r.outcome in ("success", "failure") and r.error is None
+    assert r.outcome == "success" and all(c.passed for c in r.checks) and r.faults_fired
+    (r, _), = run("support_refund", "react", model="openai:gpt-test", base_url=server.url,
+                  faults=["server_error:rate=1,target=issue_refund"])
+    # a 500 from a tool the design does not retry fails the trial as it would with the simulated model
+    assert r.outcome == "failure" and r.failure_mode == "unhandled_server_error"
 
 
 def test_429_with_retry_after_and_500_are_retried_by_the_client_and_slow_calls_take_virtual_time():
@@ -118,8 +122,10 @@ def test_a_missing_key_and_a_server_that_does_not_answer_are_error_trials(monkey
 
 def test_a_provider_error_the_design_catches_still_makes_the_trial_an_error(server, monkeypatch):
     live(monkeypatch, replay=str(FIXTURES), fallback="error")  # an empty cassette: every call misses
-    (r, _), = run("support_refund", "react-retry", model="openai:gpt-test", base_url=server.url)
+    (r, ev), = run("support_refund", f"{FIXTURES}/live_swallow.py:build", model="openai:gpt-test",
+                   base_url=server.url)
     assert r.outcome == "error" and "cassette_miss" in r.error
+    assert not any(e["event"] == "trial_error" for e in ev)  # the design caught it: only the flag tells
 
 
 def test_record_then_replay_gives_identical_records_with_the_server_stopped(tmp_path, monkeypatch):
@@ -194,14 +200,14 @@ def test_the_rate_limiter_spaces_request_starts():
 
 
 def test_an_unreadable_cassette_entry_names_its_file(tmp_path):
-    c = Cassette(tmp_path, "replay")
+    c = Cassette(tmp_path, must_exist=True)
     p = c.path("ab" + "0" * 30)
     p.parent.mkdir(parents=True)
     p.write_text("{")
     with pytest.raises(ValueError, match=str(p)):
         c.load("ab" + "0" * 30)
     with pytest.raises(FileNotFoundError, match="no such cassette directory"):
-        Cassette(tmp_path / "nope", "replay")
+        Cassette(tmp_path / "nope", must_exist=True)
 
 
 def test_a_sweep_puts_a_real_model_beside_the_simulated_one(tmp_path, server):
