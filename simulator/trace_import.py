@@ -141,8 +141,9 @@ class Builder:
         return None
 
     def effect(self, name: str, calls: list) -> dict:
-        ok = [c for c in calls if not c.error and c.result is not None]
         table, kind = table_of(name), kind_of(name)
+        # a write that answered nothing still wrote; a read that answered nothing shows no row
+        ok = [c for c in calls if not c.error and (c.result is not None or kind != "read")]
         first = ok[0] if ok else None
         if first is None:
             self.note(f"tool {name}: no successful call to learn from; it reads table {table} by its first argument")

@@ -227,3 +227,18 @@ def test_failed_calls_stay_out_of_the_golden_path(tmp_path):
     assert differences(sc, s, mapped) == [] and sc.turns[0].user == "What is the status of ticket T-42?"
     assert sum("left out" in r for r in review) == 2
     assert sc.turns[0].answer_must_contain == ["{ticket.status}"]
+
+
+def test_a_write_that_answered_nothing_still_writes(tmp_path):
+    human = {"role": "user", "content": "Close ticket T-42, it is fixed."}
+    runs = [{"id": "r1", "trace_id": "t", "name": "ChatOpenAI", "run_type": "llm", "start_time": "2026-12-04T09:00:01",
+             "inputs": {"messages": [[human]]}, "outputs": {}},
+            {"id": "r2", "trace_id": "t", "name": "get_ticket", "run_type": "tool", "start_time": "2026-12-04T09:00:02",
+             "inputs": {"ticket_id": "T-42"}, "outputs": {"output": {"ticket_id": "T-42", "status": "open"}}},
+            {"id": "r3", "trace_id": "t", "name": "close_ticket", "run_type": "tool", "start_time": "2026-12-04T09:00:03",
+             "inputs": {"ticket_id": "T-42", "resolution": "fixed"}, "outputs": {"output": None}}]
+    f = tmp_path / "runs.json"
+    f.write_text(json.dumps({"runs": runs}))
+    s, sc, review, mapped = imported(f)
+    assert sc.tools["close_ticket"].effect.update == "tickets" and differences(sc, s, mapped) == []
+    assert [c.path for c in sc.success.state] == ["tickets.T-42.resolution"]
